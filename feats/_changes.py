@@ -1,0 +1,89 @@
+"""Admin decisions without I/O: what a write stores, what history and rollback mean."""
+
+from __future__ import annotations
+
+import getpass
+import time
+from typing import Any
+
+from ._codec import Record, decode_record, encode_record
+from ._declarations import Registry
+from ._errors import CodecError, NotFoundError
+from ._state import Change, FeatureState, resolve_state, validate_state
+
+__all__ = [
+    "MAX_WRITE_ATTEMPTS",
+    "decode_current",
+    "default_author",
+    "feature_name",
+    "find_change",
+    "history_changes",
+    "plan_write",
+]
+
+MAX_WRITE_ATTEMPTS = 20
+"""Writes without expected_version retry their compare-and-set this often under contention."""
+
+
+def feature_name(feature: Any) -> str:
+    """Accept a feature handle or its name."""
+    if isinstance(feature, str):
+        return feature
+    name = getattr(feature, "name", None)
+    if isinstance(name, str):
+        return name
+    raise TypeError(f"expected a feature or its name, got {feature!r}")
+
+
+def default_author() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+def plan_write(
+    registry: Registry,
+    feature: str,
+    state: FeatureState | None,
+    previous: Record | None,
+    *,
+    author: str,
+    reason: str,
+    validate: bool = True,
+) -> tuple[Record, str]:
+    """Validate ``state``, give its splits salts and minimal-move allocations, encode it."""
+    if state is not None:
+        if not isinstance(state, FeatureState):
+            raise TypeError(f"expected a FeatureState or None, got {state!r}")
+        if validate:
+            validate_state(feature, state, registry)
+        state = resolve_state(feature, state, None if previous is None else previous.state)
+    record = Record(feature, state, author, reason, time.time())
+    return record, encode_record(record)
+
+
+def decode_current(current: tuple[str, str] | None) -> tuple[str | None, Record | None]:
+    if current is None:
+        return None, None
+    version, raw = current
+    return version, decode_record(raw)
+
+
+def history_changes(feature: str, items: list[tuple[str, str]]) -> list[Change]:
+    """Decoded history, oldest first; unreadable entries are left out, not fatal."""
+    changes = []
+    for version, raw in items:
+        try:
+            changes.append(decode_record(raw).change(version))
+        except CodecError:
+            continue
+    return changes
+
+
+def find_change(feature: str, changes: list[Change], version: str) -> Change:
+    for change in changes:
+        if change.version == version:
+            return change
+    known = ", ".join(change.version for change in changes[-5:]) or "none"
+    raise NotFoundError(f"{feature} has no version {version!r} in its history (latest: {known})")

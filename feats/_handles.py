@@ -1,0 +1,112 @@
+"""Handles: what a decorated feature, boolean or segment class becomes (the sans-IO part)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._declarations import FeatureDeclaration, SegmentDeclaration
+from ._errors import NotFoundError
+from ._snapshot import Evaluation
+from ._state import Experiment
+
+if TYPE_CHECKING:
+    from ._core import AppCore
+
+__all__ = ["FeatureHandleBase", "SegmentHandle"]
+
+
+class SegmentHandle:
+    """A declared segment: name it in a FeatureState, read its OPTIONS."""
+
+    __slots__ = ("declaration", "name")
+
+    def __init__(self, declaration: SegmentDeclaration) -> None:
+        self.declaration = declaration
+        self.name = declaration.name
+
+    @property
+    def OPTIONS(self) -> tuple[str, ...] | None:
+        return self.declaration.options
+
+    def __repr__(self) -> str:
+        return f"<segment {self.name}>"
+
+
+class FeatureHandleBase:
+    """Shared by the sync and async handles: everything that does no I/O and never awaits."""
+
+    __slots__ = ("_arity", "_awaited", "_core", "_impls", "declaration", "name")
+
+    def __init__(self, core: AppCore, declaration: FeatureDeclaration) -> None:
+        self._core = core
+        self.declaration = declaration
+        self.name = declaration.name
+        self._arity = declaration.arity
+        self._impls = {name: impl.function for name, impl in declaration.implementations.items()}
+        self._awaited = frozenset(
+            name for name, impl in declaration.implementations.items() if impl.is_async
+        )
+
+    def __call__(self) -> FeatureHandleBase:
+        # PaymentProcessor() must not give back the class: its methods stay unreachable.
+        return self
+
+    def __getattr__(self, attribute: str) -> Any:
+        if attribute in self.declaration.implementations:
+            raise AttributeError(
+                f"{self.name}.{attribute} cannot be called directly: feats chooses the "
+                f"implementation, call {self.name}.create(...)"
+            )
+        raise AttributeError(f"{self.name!r} feature handle has no attribute {attribute!r}")
+
+    def __repr__(self) -> str:
+        return f"<feature {self.name}: {', '.join(self._impls)}>"
+
+    def _arguments(self, args: tuple[Any, ...]) -> None:
+        raise TypeError(
+            f"{self.name} takes {self._arity} argument(s) "
+            f"({', '.join(getattr(t, '__name__', repr(t)) for t in self.declaration.input_types)}),"
+            f" got {len(args)}"
+        )
+
+    @property
+    def implementations(self) -> tuple[str, ...]:
+        return tuple(self._impls)
+
+    @property
+    def default(self) -> str:
+        return self.declaration.default
+
+    def valid_segments(self) -> list[str]:
+        """Names of the segments that can read one of this feature's inputs."""
+        return [segment.name for segment in self._core.registry.valid_segments(self.name)]
+
+    def find_implementation(self, *args: Any) -> str:
+        """The implementation these inputs get, without recording an exposure. No I/O."""
+        if len(args) != self._arity:
+            self._arguments(args)
+        return self._core.compiled[self.name].choose(args)
+
+    def explain(self, *args: Any) -> Evaluation:
+        """Which implementation these inputs get, and why. No I/O, never raises on config."""
+        if len(args) != self._arity:
+            self._arguments(args)
+        return self._core.explain(self.name, args)
+
+    def _record_use(self, implementation: str, args: tuple[Any, ...]) -> None:
+        if implementation not in self._impls:
+            raise NotFoundError(
+                f"{self.name} has no implementation {implementation!r} "
+                f"(implementations: {', '.join(self._impls)})"
+            )
+        if len(args) != self._arity:
+            self._arguments(args)
+        evaluation = self.explain(*args)
+        selector = evaluation.selector
+        if isinstance(selector, Experiment) and selector.segment in evaluation.segment_values:
+            self._core.exposures.add(
+                self.name,
+                implementation,
+                evaluation.segment_values[selector.segment],
+                evaluation.version,
+            )

@@ -1,0 +1,249 @@
+"""Where feats keeps things in Redis: key names, the Lua scripts, and parsing their replies."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ._core import Loaded, RawEntry
+from ._errors import StorageError
+
+__all__ = [
+    "CURRENT_SCRIPT",
+    "DEFAULT_NAMESPACE",
+    "LOAD_SCRIPT",
+    "WRITE_SCRIPT",
+    "Keys",
+    "client_socket_timeout",
+    "encode_exposures",
+    "load_keys",
+    "new_epoch",
+    "parse_current",
+    "parse_loaded",
+    "parse_write",
+    "parse_xrange",
+    "parse_xread",
+    "tail_block_ms",
+    "text",
+    "write_call",
+]
+
+DEFAULT_NAMESPACE = "default"
+LOG_MAXLEN = 100_000
+HISTORY_MAXLEN = 1_000
+EXPOSURES_MAXLEN = 1_000_000
+
+_NAMESPACE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Every key of one namespace, under one hash tag so one Lua script (and one Cluster slot)
+    covers them all."""
+
+    namespace: str
+
+    def __post_init__(self) -> None:
+        if not _NAMESPACE.match(self.namespace):
+            raise ValueError(
+                f"namespace {self.namespace!r}: use 1-64 letters, digits, '_', '.', ':' or '-'"
+            )
+
+    @property
+    def prefix(self) -> str:
+        return f"feats:{{{self.namespace}}}:"
+
+    @property
+    def log(self) -> str:
+        """The change log stream: every write, in version order; tailed by every App."""
+        return self.prefix + "log"
+
+    @property
+    def states(self) -> str:
+        """Hash: feature -> its current record."""
+        return self.prefix + "states"
+
+    @property
+    def versions(self) -> str:
+        """Hash: feature -> the version of its current record."""
+        return self.prefix + "versions"
+
+    @property
+    def epoch(self) -> str:
+        """A token set on the first write; a different or missing one means another store."""
+        return self.prefix + "epoch"
+
+    @property
+    def exposures(self) -> str:
+        """Stream of experiment exposure batches."""
+        return self.prefix + "exposures"
+
+    @property
+    def catalog(self) -> str:
+        """Hash: App identity -> its published declarations."""
+        return self.prefix + "catalog"
+
+    def history(self, feature: str) -> str:
+        """Stream of one feature's records, its entry ids being the versions."""
+        return f"{self.prefix}history:{feature}"
+
+
+# KEYS: log, states, versions, history, epoch
+# ARGV: feature, expected version ("*" = any, "" = must not exist yet), record, epoch
+#       candidate, log maxlen, history maxlen
+# Returns {1, new version} or {0, current version}.
+WRITE_SCRIPT = """
+local feature, expected = ARGV[1], ARGV[2]
+local current = redis.call('HGET', KEYS[3], feature) or ''
+if expected ~= '*' and current ~= expected then
+  return {0, current}
+end
+if redis.call('EXISTS', KEYS[5]) == 0 then
+  redis.call('SET', KEYS[5], ARGV[4])
+end
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local prev = '0-0'
+if #last > 0 then prev = last[1][1] end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], '*',
+  'feature', feature, 'record', ARGV[3], 'prev', prev)
+redis.call('HSET', KEYS[2], feature, ARGV[3])
+redis.call('HSET', KEYS[3], feature, id)
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], id, 'record', ARGV[3])
+return {1, id}
+"""
+
+# KEYS: log, states, versions, epoch. One atomic read of everything an App needs to start.
+LOAD_SCRIPT = """
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local head = '0-0'
+if #last > 0 then head = last[1][1] end
+return {head, redis.call('GET', KEYS[4]), redis.call('HGETALL', KEYS[2]),
+        redis.call('HGETALL', KEYS[3])}
+"""
+
+
+def text(value: Any) -> str:
+    """Replies come as bytes or str depending on the client's decode_responses."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, str):
+        return value
+    raise StorageError(f"unexpected reply from Redis: {value!r}")
+
+
+def _pairs(flat: Sequence[Any]) -> dict[str, str]:
+    return {text(flat[i]): text(flat[i + 1]) for i in range(0, len(flat) - 1, 2)}
+
+
+def parse_loaded(reply: Any) -> Loaded:
+    try:
+        head, epoch, states, versions = reply
+    except (TypeError, ValueError) as error:
+        raise StorageError(f"unexpected load reply from Redis: {reply!r}"[:300]) from error
+    states_map = _pairs(states)
+    versions_map = _pairs(versions)
+    return Loaded(
+        records={
+            feature: (versions_map[feature], raw)
+            for feature, raw in states_map.items()
+            if feature in versions_map
+        },
+        head=text(head),
+        epoch=None if epoch in (None, False) else text(epoch),
+    )
+
+
+def _fields(value: Any) -> dict[str, str]:
+    if isinstance(value, dict):
+        return {text(k): text(v) for k, v in value.items()}
+    return _pairs(value)
+
+
+def parse_xrange(reply: Any) -> list[RawEntry]:
+    """Entries of an XRANGE reply: ``[(id, fields), ...]``."""
+    return [RawEntry(text(entry_id), _fields(fields or [])) for entry_id, fields in reply or []]
+
+
+def parse_xread(reply: Any) -> list[RawEntry]:
+    """Entries of an XREAD reply: a list of ``[stream, entries]`` (RESP2) or a map (RESP3)."""
+    if not reply:
+        return []
+    batches = reply.values() if isinstance(reply, dict) else [stream[1] for stream in reply]
+    entries: list[RawEntry] = []
+    for batch in batches:
+        if batch and isinstance(batch[0], list) and batch[0] and isinstance(batch[0][0], list):
+            batch = batch[0]
+        entries.extend(parse_xrange(batch))
+    return entries
+
+
+def encode_exposures(batch: Sequence[tuple[str, str, str, str | None]]) -> dict[str, str]:
+    """One stream entry for a batch: far fewer commands than one entry per exposure."""
+    return {
+        "t": f"{time.time():.3f}",
+        "n": str(len(batch)),
+        "batch": json.dumps([list(item) for item in batch], separators=(",", ":")),
+    }
+
+
+def new_epoch() -> str:
+    return f"{time.time_ns():x}"
+
+
+# KEYS: states, versions. ARGV: feature. The record and its version, read together.
+CURRENT_SCRIPT = """
+return {redis.call('HGET', KEYS[2], ARGV[1]), redis.call('HGET', KEYS[1], ARGV[1])}
+"""
+
+
+def write_call(
+    keys: Keys, feature: str, record: str, expected: str | None
+) -> tuple[list[str], list[str]]:
+    """KEYS and ARGV of WRITE_SCRIPT."""
+    return (
+        [keys.log, keys.states, keys.versions, keys.history(feature), keys.epoch],
+        [
+            feature,
+            "*" if expected is None else expected,
+            record,
+            new_epoch(),
+            str(LOG_MAXLEN),
+            str(HISTORY_MAXLEN),
+        ],
+    )
+
+
+def parse_write(reply: Any) -> tuple[bool, str]:
+    ok, version = reply
+    return int(ok) == 1, text(version) if version else ""
+
+
+def load_keys(keys: Keys) -> list[str]:
+    return [keys.log, keys.states, keys.versions, keys.epoch]
+
+
+def parse_current(reply: Any) -> tuple[str, str] | None:
+    version, raw = reply
+    if version in (None, False) or raw in (None, False):
+        return None
+    return text(version), text(raw)
+
+
+def client_socket_timeout(client: Any) -> float | None:
+    """The socket timeout a client (plain, Sentinel-managed or Cluster) reads with, if known."""
+    kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", None)
+    if kwargs is None:
+        kwargs = getattr(client, "get_connection_kwargs", dict)()
+    timeout = kwargs.get("socket_timeout") if isinstance(kwargs, dict) else None
+    return float(timeout) if isinstance(timeout, int | float) else None
+
+
+def tail_block_ms(socket_timeout: float | None, wanted_ms: int) -> int:
+    """A BLOCK that returns before the client's socket timeout would cut it off."""
+    if socket_timeout is None:
+        return wanted_ms
+    return max(50, min(wanted_ms, int(socket_timeout * 1000) - 1000))

@@ -1,0 +1,339 @@
+"""The compiled snapshot: configuration turned into dict lookups, evaluate() and explain()."""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import xxhash
+
+from ._bucketing import BUCKETS, allocate, derive_salt
+from ._declarations import FeatureDeclaration, Registry, SegmentDeclaration
+from ._state import Experiment, FeatureState, Rollout, RuleKey, Selector, Static
+
+__all__ = ["CompiledFeature", "Evaluation", "compile_feature"]
+
+Warn = Callable[[str, str, str], None]
+"""``warn(feature, cause, message)``: the App logs each (feature, cause) once."""
+RecordExposure = Callable[[str, str, str, "str | None"], None]
+"""``record(feature, implementation, unit_value, version)``, buffered off the hot path."""
+Pick = Callable[[tuple[Any, ...]], str]
+
+_hash = xxhash.xxh3_64_intdigest
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """Why a feature answered the way it did for some inputs."""
+
+    feature: str
+    implementation: str
+    reason: str
+    segment_values: Mapping[str, str]
+    selector: Selector | None
+    version: str | None
+    rule: RuleKey = None
+    bucket: int | None = None
+    default: bool = False
+    stale: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Reader:
+    segment: str
+    index: int
+    read: Callable[[Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Split:
+    selector: Rollout | Experiment
+    reader: _Reader
+    salt: int
+    starts: list[int]
+    names: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Drift:
+    cause: str
+    message: str
+
+
+_Compiled = str | _Split | _Drift
+
+
+class CompiledFeature:
+    """One feature's configuration, compiled for evaluation with no I/O and little allocation."""
+
+    __slots__ = (
+        "_fallthrough",
+        "_problem",
+        "_readers",
+        "_rules",
+        "_warn",
+        "choose",
+        "declaration",
+        "default",
+        "has_experiment",
+        "name",
+        "state",
+        "use",
+        "version",
+    )
+
+    def __init__(
+        self,
+        declaration: FeatureDeclaration,
+        state: FeatureState | None,
+        version: str | None,
+        registry: Registry,
+        warn: Warn,
+        record: RecordExposure,
+    ) -> None:
+        self.declaration = declaration
+        self.name = declaration.name
+        self.state = state
+        self.version = version
+        self.default = declaration.default
+        self._warn = warn
+        self._readers: tuple[_Reader, ...] = ()
+        self._rules: dict[RuleKey, _Compiled] = {}
+        self._fallthrough: _Compiled | None = None
+        self._problem: _Drift | None = None
+        if state is not None:
+            self._compile(state, registry)
+        self.has_experiment = any(
+            isinstance(c, _Split) and isinstance(c.selector, Experiment)
+            for c in (*self._rules.values(), self._fallthrough)
+        )
+        self.choose: Pick = self._build(None)
+        self.use: Pick = self._build(record) if self.has_experiment else self.choose
+
+    # -- compilation -------------------------------------------------------------------
+
+    def _reader(self, segment: str, registry: Registry) -> _Reader | _Drift:
+        declared: SegmentDeclaration | None = registry.segments.get(segment)
+        if declared is None:
+            return _Drift(
+                f"segment:{segment}",
+                f"configuration names segment {segment!r}, which this code does not declare",
+            )
+        found = declared.reader_for(self.declaration.input_types)
+        if found is None:
+            return _Drift(
+                f"segment:{segment}",
+                f"segment {segment!r} cannot read this feature's inputs",
+            )
+        index, accessor = found
+        return _Reader(segment, index, accessor.read)
+
+    def _compile(self, state: FeatureState, registry: Registry) -> None:
+        readers = []
+        for segment in state.segments:
+            reader = self._reader(segment, registry)
+            if isinstance(reader, _Drift):
+                self._problem = reader
+                return
+            readers.append(reader)
+        self._readers = tuple(readers)
+        for key, selector in state.rules.items():
+            compiled = self._compile_selector(key, selector, registry)
+            if key is None:
+                self._fallthrough = compiled
+            else:
+                self._rules[key] = compiled
+
+    def _compile_selector(self, key: RuleKey, selector: Selector, registry: Registry) -> _Compiled:
+        known = self.declaration.implementations
+        unknown = [name for name in selector.implementations() if name not in known]
+        if unknown:
+            return _Drift(
+                f"implementation:{unknown[0]}",
+                f"configuration names implementation {unknown[0]!r}, which this code does not have",
+            )
+        if isinstance(selector, Static):
+            return selector.implementation
+        reader = self._reader(selector.segment, registry)
+        if isinstance(reader, _Drift):
+            return reader
+        salt = selector.salt
+        if salt is None:
+            salt = derive_salt(self.name, repr(key), selector.segment)
+        allocation = selector.allocation or allocate(selector.weights)
+        if any(name not in known for name, _, _ in allocation):
+            return _Drift("allocation", "an allocation names an unknown implementation")
+        return _Split(
+            selector,
+            reader,
+            salt,
+            [start for _, start, _ in allocation],
+            [name for name, _, _ in allocation],
+        )
+
+    # -- the hot path ------------------------------------------------------------------
+
+    def _pick(self, compiled: _Compiled | None, record: RecordExposure | None) -> Pick:
+        default = self.default
+        if compiled is None:
+            return lambda args: default
+        if isinstance(compiled, str):
+            return lambda args: compiled
+        if isinstance(compiled, _Drift):
+            warn, name = self._warn, self.name
+
+            def drift(args: tuple[Any, ...]) -> str:
+                warn(name, compiled.cause, compiled.message)
+                return default
+
+            return drift
+        read, index, salt = compiled.reader.read, compiled.reader.index, compiled.salt
+        starts, names = compiled.starts, compiled.names
+        if record is None or not isinstance(compiled.selector, Experiment):
+
+            def split(args: tuple[Any, ...]) -> str:
+                return names[
+                    bisect_right(starts, _hash(read(args[index]).encode(), salt) % BUCKETS) - 1
+                ]
+
+            return split
+        feature, version = self.name, self.version
+
+        def experiment(args: tuple[Any, ...]) -> str:
+            value = read(args[index])
+            implementation = names[bisect_right(starts, _hash(value.encode(), salt) % BUCKETS) - 1]
+            record(feature, implementation, value, version)
+            return implementation
+
+        return experiment
+
+    def _build(self, record: RecordExposure | None) -> Pick:
+        default, name, warn = self.default, self.name, self._warn
+        if self._problem is not None:
+            return self._pick(self._problem, None)
+        fallthrough = self._pick(self._fallthrough, record)
+        if not self._readers:
+            return fallthrough if self._fallthrough is not None else (lambda args: default)
+        table: dict[Any, Pick] = {}
+        constants: dict[Any, str] = {}
+        single = len(self._readers) == 1
+        for key, compiled in self._rules.items():
+            lookup: Any = key[0] if single and key is not None else key
+            if isinstance(compiled, str):
+                constants[lookup] = compiled
+            else:
+                table[lookup] = self._pick(compiled, record)
+
+        def failed(error: Exception) -> str:
+            warn(
+                name,
+                f"raised:{type(error).__name__}",
+                f"a segment raised {type(error).__name__}: {error}",
+            )
+            return default
+
+        if single:
+            read, index = self._readers[0].read, self._readers[0].index
+
+            def choose_one(args: tuple[Any, ...]) -> str:
+                try:
+                    value = read(args[index])
+                    found = constants.get(value)
+                    if found is not None:
+                        return found
+                    return table.get(value, fallthrough)(args)
+                except Exception as error:
+                    return failed(error)
+
+            return choose_one
+        readers = tuple((r.read, r.index) for r in self._readers)
+
+        def choose_many(args: tuple[Any, ...]) -> str:
+            try:
+                key = tuple([read(args[index]) for read, index in readers])
+                found = constants.get(key)
+                if found is not None:
+                    return found
+                return table.get(key, fallthrough)(args)
+            except Exception as error:
+                return failed(error)
+
+        return choose_many
+
+    # -- explain -----------------------------------------------------------------------
+
+    def explain(self, args: tuple[Any, ...], *, stale: bool = False) -> Evaluation:
+        """The same decision as ``choose``, with every step recorded. Never raises."""
+        values: dict[str, str] = {}
+
+        def answer(implementation: str, reason: str, **more: Any) -> Evaluation:
+            return Evaluation(
+                feature=self.name,
+                implementation=implementation,
+                reason=reason,
+                segment_values=values,
+                version=self.version,
+                stale=stale,
+                default=implementation == self.default and more.get("selector") is None,
+                **{"selector": None, **more},
+            )
+
+        if self.state is None:
+            return answer(self.default, "no configuration: the default answers")
+        if self._problem is not None:
+            return answer(self.default, f"configuration drift: {self._problem.message}")
+        try:
+            for reader in self._readers:
+                values[reader.segment] = reader.read(args[reader.index])
+        except Exception as error:
+            return answer(
+                self.default, f"segment {reader.segment} raised {type(error).__name__}: {error}"
+            )
+        key: RuleKey = tuple(values[r.segment] for r in self._readers)
+        if key in self._rules and self._readers:
+            compiled: _Compiled | None = self._rules[key]
+            rule: RuleKey = key
+            where = f"rule {', '.join(f'{r.segment}={values[r.segment]}' for r in self._readers)}"
+        else:
+            compiled, rule = self._fallthrough, None
+            where = "fallthrough" if self._readers else "the only rule"
+            if self._readers and compiled is not None:
+                where = "no rule matched; fallthrough"
+        selector = self.state.rules.get(rule)
+        if compiled is None:
+            return answer(self.default, "no rule matched and no fallthrough: the default answers")
+        if isinstance(compiled, _Drift):
+            return answer(self.default, f"configuration drift in {where}: {compiled.message}")
+        if isinstance(compiled, str):
+            return answer(compiled, f"{where}: static {compiled}", selector=selector, rule=rule)
+        reader = compiled.reader
+        try:
+            value = reader.read(args[reader.index])
+            values[reader.segment] = value
+            bucket = _hash(value.encode(), compiled.salt) % BUCKETS
+        except Exception as error:
+            return answer(
+                self.default, f"segment {reader.segment} raised {type(error).__name__}: {error}"
+            )
+        implementation = compiled.names[bisect_right(compiled.starts, bucket) - 1]
+        kind = compiled.selector.kind
+        return answer(
+            implementation,
+            f"{where}: {kind} by {reader.segment}, bucket {bucket} of {BUCKETS}",
+            selector=selector,
+            rule=rule,
+            bucket=bucket,
+        )
+
+
+def compile_feature(
+    declaration: FeatureDeclaration,
+    state: FeatureState | None,
+    version: str | None,
+    registry: Registry,
+    warn: Warn,
+    record: RecordExposure,
+) -> CompiledFeature:
+    return CompiledFeature(declaration, state, version, registry, warn, record)

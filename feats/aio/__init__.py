@@ -1,0 +1,24 @@
+"""The asyncio App, its admin and storages: the primary way to use feats."""
+
+from .._core import Status
+from .._snapshot import Evaluation
+from .._state import Change, Experiment, FeatureState, Rollout, Static
+from ._app import Admin, App, Boolean, Feature
+from ._storage import MemoryStorage, RedisStorage, Storage
+
+__all__ = [
+    "Admin",
+    "App",
+    "Boolean",
+    "Change",
+    "Evaluation",
+    "Experiment",
+    "Feature",
+    "FeatureState",
+    "MemoryStorage",
+    "RedisStorage",
+    "Rollout",
+    "Static",
+    "Status",
+    "Storage",
+]

@@ -1,0 +1,252 @@
+"""The asyncio App: the core with a tail task, so evaluations never wait on the network."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from types import TracebackType
+from typing import Any
+
+from .._base import AppBase
+from .._changes import (
+    MAX_WRITE_ATTEMPTS,
+    decode_current,
+    feature_name,
+    find_change,
+    history_changes,
+    plan_write,
+)
+from .._core import CheckEpoch, Load, Read, Tail, Wait, version_at_least
+from .._errors import ConflictError
+from .._handles import FeatureHandleBase
+from .._layout import encode_exposures
+from .._state import Change, FeatureState
+from ._storage import MemoryStorage, Storage
+
+__all__ = ["Admin", "App", "Boolean", "Feature"]
+
+logger = logging.getLogger("feats")
+
+
+class Feature(FeatureHandleBase):
+    """A declared feature of an asyncio App; ``async def`` implementations are awaited."""
+
+    __slots__ = ()
+
+    async def create(self, *args: Any) -> Any:
+        """Call the implementation configured for these inputs (records experiment exposures)."""
+        if len(args) != self._arity:
+            self._arguments(args)
+        name = self._core.compiled[self.name].use(args)
+        if name in self._awaited:
+            return await self._impls[name](*args)
+        return self._impls[name](*args)
+
+    async def used_implementation(self, implementation: str, *args: Any) -> None:
+        """Record that these inputs used ``implementation`` (chosen by find_implementation)."""
+        self._record_use(implementation, args)
+
+
+class Boolean(Feature):
+    """A declared on/off feature of an asyncio App."""
+
+    __slots__ = ()
+
+    async def is_enabled(self, *args: Any) -> bool:
+        return bool(await self.create(*args))
+
+
+class Admin:
+    """Read and change configuration: every change is a new version with author and reason."""
+
+    def __init__(self, app: App) -> None:
+        self._app = app
+
+    async def set_state(
+        self,
+        feature: Any,
+        state: FeatureState | None,
+        *,
+        author: str,
+        reason: str,
+        expected_version: str | None = None,
+    ) -> str:
+        """Write a new state (None resets to the default); returns its version.
+
+        With ``expected_version`` the write only happens if the feature is still at that
+        version ("" for never configured), else ConflictError.
+        """
+        name = feature_name(feature)
+        app = self._app
+        for _ in range(MAX_WRITE_ATTEMPTS):
+            version, previous = decode_current(await app.storage.current(name))
+            if expected_version is not None and expected_version != (version or ""):
+                raise ConflictError(name, expected_version, version)
+            record, encoded = plan_write(
+                app.registry,
+                name,
+                state,
+                previous,
+                author=author,
+                reason=reason,
+            )
+            ok, written = await app.storage.write(name, encoded, version or "")
+            if ok:
+                app._core.apply_write(name, written, record)
+                return written
+            if expected_version is not None:
+                raise ConflictError(name, expected_version, written or None)
+        raise ConflictError(name, None, written or None)
+
+    async def get_state(self, feature: Any) -> FeatureState | None:
+        """The current stored state, read from storage (not the snapshot)."""
+        record = decode_current(await self._app.storage.current(feature_name(feature)))[1]
+        return None if record is None else record.state
+
+    async def get_version(self, feature: Any) -> str | None:
+        return decode_current(await self._app.storage.current(feature_name(feature)))[0]
+
+    async def history(self, feature: Any) -> list[Change]:
+        """Every stored version of ``feature``, oldest first."""
+        name = feature_name(feature)
+        return history_changes(name, await self._app.storage.history(name))
+
+    async def rollback(self, feature: Any, version: str, *, author: str, reason: str) -> str:
+        """Write a new version whose state equals the one at ``version``."""
+        name = feature_name(feature)
+        target = find_change(name, await self.history(name), version)
+        return await self.set_state(name, target.state, author=author, reason=reason)
+
+
+class App(AppBase[Feature, Boolean]):
+    """A feats App whose tail is an asyncio task; evaluations never touch the network."""
+
+    _allow_async = True
+    _feature_handle = Feature
+    _boolean_handle = Boolean
+
+    def __init__(
+        self,
+        storage: Storage | None = None,
+        *,
+        start_timeout: float = 5.0,
+        block_ms: int = 2_000,
+        flush_interval: float = 0.05,
+        exposure_capacity: int = 100_000,
+    ) -> None:
+        super().__init__(exposure_capacity=exposure_capacity)
+        self.storage: Storage = storage if storage is not None else MemoryStorage()
+        self.start_timeout = start_timeout
+        self.flush_interval = flush_interval
+        self._block_ms = block_ms
+        self.admin = Admin(self)
+        self._running = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._first_load = asyncio.Event()
+        self._advanced = asyncio.Condition()
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> App:
+        """Load configuration (waiting at most ``start_timeout``) and start following it.
+
+        If storage does not answer in time, defaults answer and the tail keeps retrying.
+        """
+        if self._running:
+            return self
+        self._running = True
+        self._first_load = asyncio.Event()
+        self._advanced = asyncio.Condition()
+        tail = Tail(self._core, block_ms=self.storage.block_ms(self._block_ms))
+        self._tasks = [
+            asyncio.create_task(self._tail_loop(tail), name="feats-tail"),
+            asyncio.create_task(self._flush_loop(), name="feats-exposures"),
+        ]
+        try:
+            await asyncio.wait_for(self._first_load.wait(), self.start_timeout)
+        except TimeoutError:
+            logger.warning(
+                "feats: no configuration after %.1fs (%s); serving defaults and retrying",
+                self.start_timeout,
+                self._core.error or "no answer",
+            )
+        return self
+
+    async def aclose(self) -> None:
+        """Stop following changes and flush what exposures remain."""
+        if not self._running:
+            return
+        self._running = False
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        await self._flush()
+        await self.storage.interrupt()
+
+    async def __aenter__(self) -> App:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def wait_for_version(
+        self, version: str, timeout: float | None = None
+    ) -> None:
+        """Wait until this App has applied every change up to ``version``."""
+        async with self._advanced:
+            try:
+                await asyncio.wait_for(
+                    self._advanced.wait_for(lambda: version_at_least(self._core.head, version)),
+                    timeout,
+                )
+            except TimeoutError:
+                raise TimeoutError(f"version {version} not applied within {timeout}s") from None
+
+    # -- the tasks ---------------------------------------------------------------------
+
+    async def _tail_loop(self, tail: Tail) -> None:
+        storage = self.storage
+        while True:
+            action = tail.next_action()
+            try:
+                if isinstance(action, Read):
+                    tail.on_entries(await storage.read(action.after, action.block_ms))
+                elif isinstance(action, Load):
+                    tail.on_loaded(await storage.load())
+                    self._first_load.set()
+                elif isinstance(action, CheckEpoch):
+                    tail.on_epoch(await storage.get_epoch())
+                elif isinstance(action, Wait):
+                    await asyncio.sleep(action.seconds)
+                    tail.on_waited()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                tail.on_error(error)
+            async with self._advanced:
+                self._advanced.notify_all()
+
+    async def _flush(self) -> None:
+        buffer = self._core.exposures
+        while len(buffer):
+            batch = buffer.take(5_000)
+            try:
+                await self.storage.add_exposures(encode_exposures(batch))
+            except Exception:
+                buffer.put_back(batch)
+                return
+            buffer.written += len(batch)
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_interval)
+            await self._flush()
