@@ -3,7 +3,8 @@
 The sync facade lives here; the asyncio App is ``feats.aio``.
 """
 
-from ._app import Admin, App, Boolean, Feature
+from ._admin import Admin
+from ._app import App, Boolean, Feature
 from ._bucketing import BUCKETS, bucket
 from ._core import Problem, Status
 from ._errors import (

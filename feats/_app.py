@@ -9,23 +9,14 @@ import weakref
 from types import TracebackType
 from typing import Any
 
+from ._admin import Admin
 from ._base import AppBase
-from ._changes import (
-    MAX_WRITE_ATTEMPTS,
-    decode_current,
-    feature_name,
-    find_change,
-    history_changes,
-    plan_write,
-)
 from ._core import CheckEpoch, Load, Read, Tail, Wait, version_at_least
-from ._errors import ConflictError
 from ._handles import FeatureHandleBase
 from ._layout import encode_exposures
-from ._state import Change, FeatureState
 from ._storage import MemoryStorage, Storage
 
-__all__ = ["Admin", "App", "Boolean", "Feature"]
+__all__ = ["App", "Boolean", "Feature"]
 
 logger = logging.getLogger("feats")
 
@@ -57,68 +48,6 @@ class Boolean(Feature):
         if len(args) != self._arity:
             self._arguments(args)
         return bool(self._impls[self._core.compiled[self.name].use(args)](*args))
-
-
-class Admin:
-    """Read and change configuration: every change is a new version with author and reason."""
-
-    def __init__(self, app: App) -> None:
-        self._app = app
-
-    def set_state(
-        self,
-        feature: Any,
-        state: FeatureState | None,
-        *,
-        author: str,
-        reason: str,
-        expected_version: str | None = None,
-    ) -> str:
-        """Write a new state (None resets to the default); returns its version.
-
-        With ``expected_version`` the write only happens if the feature is still at that
-        version ("" for never configured), else ConflictError.
-        """
-        name = feature_name(feature)
-        app = self._app
-        for _ in range(MAX_WRITE_ATTEMPTS):
-            version, previous = decode_current(app.storage.current(name))
-            if expected_version is not None and expected_version != (version or ""):
-                raise ConflictError(name, expected_version, version)
-            record, encoded = plan_write(
-                app.registry,
-                name,
-                state,
-                previous,
-                author=author,
-                reason=reason,
-            )
-            ok, written = app.storage.write(name, encoded, version or "")
-            if ok:
-                app._core.apply_write(name, written, record)
-                return written
-            if expected_version is not None:
-                raise ConflictError(name, expected_version, written or None)
-        raise ConflictError(name, None, written or None)
-
-    def get_state(self, feature: Any) -> FeatureState | None:
-        """The current stored state, read from storage (not the snapshot)."""
-        record = decode_current(self._app.storage.current(feature_name(feature)))[1]
-        return None if record is None else record.state
-
-    def get_version(self, feature: Any) -> str | None:
-        return decode_current(self._app.storage.current(feature_name(feature)))[0]
-
-    def history(self, feature: Any) -> list[Change]:
-        """Every stored version of ``feature``, oldest first."""
-        name = feature_name(feature)
-        return history_changes(name, self._app.storage.history(name))
-
-    def rollback(self, feature: Any, version: str, *, author: str, reason: str) -> str:
-        """Write a new version whose state equals the one at ``version``."""
-        name = feature_name(feature)
-        target = find_change(name, self.history(name), version)
-        return self.set_state(name, target.state, author=author, reason=reason)
 
 
 class App(AppBase[Feature, Boolean]):

@@ -3,7 +3,8 @@
 from .._core import Status
 from .._snapshot import Evaluation
 from .._state import Change, Experiment, FeatureState, Rollout, Static
-from ._app import Admin, App, Boolean, Feature
+from ._admin import Admin
+from ._app import App, Boolean, Feature
 from ._storage import MemoryStorage, RedisStorage, Storage
 
 __all__ = [
