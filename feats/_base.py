@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
-from ._core import AppCore, Status
+from ._core import AppCore, Listener, Status
 from ._declarations import (
     FeatureDeclaration,
     Registry,
@@ -59,6 +59,16 @@ class AppBase(Generic[FeatureT, BooleanT]):
         self.registry.add_feature(declaration)
         self._core.declared_feature(declaration.name)
         return handle(self._core, declaration)
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener(version, features)`` whenever the snapshot changes.
+
+        It runs on the tail (thread or task), so it must be quick and must not block.
+        """
+        self._core.listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        self._core.listeners.remove(listener)
 
     @property
     def status(self) -> Status:

@@ -6,7 +6,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -131,6 +131,10 @@ class ExposureBuffer:
         self._items.extendleft(reversed(keep))
 
 
+Listener = Callable[[str, tuple[str, ...]], None]
+"""``listener(version, features)``: called after the snapshot changed, off the hot path."""
+
+
 class AppCore:
     """Holds the snapshot and decides how every load and change-log entry updates it."""
 
@@ -148,6 +152,7 @@ class AppCore:
         self.problems: deque[Problem] = deque(maxlen=50)
         self.last_applied_at: float | None = None
         self._warned: set[tuple[str, str]] = set()
+        self.listeners: list[Listener] = []
 
     # -- warnings and problems ---------------------------------------------------------
 
@@ -224,6 +229,14 @@ class AppCore:
                 updated[name] = self._compile(name)
         self.compiled = updated
 
+    def _announce(self, version: str, features: Iterable[str]) -> None:
+        changed = tuple(features)
+        for listener in list(self.listeners):
+            try:
+                listener(version, changed)
+            except Exception:
+                logger.exception("feats: a change listener raised")
+
     def explain(self, name: str, args: tuple[Any, ...]) -> Evaluation:
         return self.compiled[name].explain(args, stale=self.state == "stale")
 
@@ -269,6 +282,7 @@ class AppCore:
         self.epoch = loaded.epoch
         self.recompile()
         self.last_applied_at = time.time()
+        self._announce(self.head, records)
         return True
 
     def apply_entries(self, entries: Iterable[RawEntry]) -> bool:
@@ -297,6 +311,8 @@ class AppCore:
         if changed:
             self._swap(changed)
         self.last_applied_at = time.time()
+        if changed:
+            self._announce(self.head, changed)
         return gap
 
     def apply_write(self, feature: str, version: str, record: Record) -> None:
@@ -305,6 +321,7 @@ class AppCore:
         if current is None or version_at_least(version, current[0]):
             self.records[feature] = (version, record)
             self._swap([feature])
+            self._announce(version, (feature,))
 
 
 @dataclass(frozen=True)
