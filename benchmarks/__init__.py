@@ -1,0 +1,1 @@
+"""Benchmark suite: feats against a plain-function floor and peer flag libraries."""
