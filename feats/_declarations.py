@@ -16,10 +16,13 @@ __all__ = [
     "Implementation",
     "Registry",
     "SegmentDeclaration",
+    "TypeName",
     "declare_boolean",
     "declare_feature",
     "declare_segment",
     "mark_default",
+    "type_ancestry",
+    "type_key",
 ]
 
 _DEFAULT_MARK = "__feats_default__"
@@ -80,7 +83,50 @@ class SegmentDeclaration:
         return None
 
 
+ANY_TYPE_KEYS = frozenset({"typing.Any", "builtins.object"})
+
+
+def type_key(annotation: Any) -> str:
+    """A stable name for a type: ``module.QualName`` for classes, the repr for the rest."""
+    if isinstance(annotation, TypeName):
+        return annotation.key
+    if annotation is Any:
+        return "typing.Any"
+    if isinstance(annotation, type):
+        return f"{annotation.__module__}.{annotation.__qualname__}"
+    return repr(annotation)
+
+
+def type_ancestry(annotation: Any) -> tuple[str, ...]:
+    """``type_key`` of a type and of every class in its MRO: what a subclass input matches."""
+    if isinstance(annotation, TypeName):
+        return annotation.mro
+    if isinstance(annotation, type):
+        return tuple(type_key(base) for base in annotation.__mro__)
+    return (type_key(annotation),)
+
+
+@dataclass(frozen=True)
+class TypeName:
+    """A type known only by name, as a published catalog describes it (no code imported).
+
+    ``mro`` holds the keys of the type and its ancestors, so a segment reading a base
+    class still matches a feature taking a subclass.
+    """
+
+    name: str
+    key: str
+    mro: tuple[str, ...]
+
+    @property
+    def __name__(self) -> str:
+        return self.name
+
+
 def _accepts(parameter: Any, argument: Any) -> bool:
+    if isinstance(parameter, TypeName) or isinstance(argument, TypeName):
+        key = type_key(parameter)
+        return key in ANY_TYPE_KEYS or key in type_ancestry(argument)
     if parameter is Any or parameter is object or parameter == argument:
         return True
     return (
