@@ -1,0 +1,1 @@
+"""The feats test suite."""
