@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import weakref
 from types import TracebackType
 from typing import Any
 
 from ._admin import Admin
 from ._base import AppBase
+from ._catalog import CatalogPublisher
 from ._core import CheckEpoch, Load, Read, Tail, Wait, version_at_least
 from ._handles import FeatureHandleBase
 from ._layout import encode_exposures
@@ -72,6 +74,7 @@ class App(AppBase[Feature, Boolean]):
         self.flush_interval = flush_interval
         self._block_ms = block_ms
         self.admin = Admin(self)
+        self._catalog = CatalogPublisher(self.registry)
         self._running = False
         self._threads: list[threading.Thread] = []
         self._reset_sync_primitives()
@@ -152,9 +155,11 @@ class App(AppBase[Feature, Boolean]):
                     tail.on_entries(storage.read(action.after, action.block_ms))
                 elif isinstance(action, Load):
                     tail.on_loaded(storage.load())
+                    self._publish_catalog()
                     self._first_load.set()
                 elif isinstance(action, CheckEpoch):
                     tail.on_epoch(storage.get_epoch())
+                    self._publish_catalog()
                 elif isinstance(action, Wait):
                     stop.wait(action.seconds)
                     tail.on_waited()
@@ -164,6 +169,20 @@ class App(AppBase[Feature, Boolean]):
                 tail.on_error(error)
             with self._advanced:
                 self._advanced.notify_all()
+
+    def _publish_catalog(self) -> None:
+        """Publish the declarations for tools that lack the code (the CLI); never fatal."""
+        now = time.time()
+        if not self._catalog.due(now):
+            return
+        try:
+            generation, identity, document = self._catalog.entry()
+            self.storage.publish_catalog(identity, document)
+        except Exception as error:
+            self._catalog.failed(now)
+            logger.warning("feats: could not publish the catalog: %s", error)
+        else:
+            self._catalog.published(now, generation)
 
     def _flush(self) -> None:
         buffer = self._core.exposures

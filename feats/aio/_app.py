@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from types import TracebackType
 from typing import Any
 
 from .._base import AppBase
+from .._catalog import CatalogPublisher
 from .._core import CheckEpoch, Load, Read, Tail, Wait, version_at_least
 from .._handles import FeatureHandleBase
 from .._layout import encode_exposures
@@ -70,6 +72,7 @@ class App(AppBase[Feature, Boolean]):
         self.flush_interval = flush_interval
         self._block_ms = block_ms
         self.admin = Admin(self)
+        self._catalog = CatalogPublisher(self.registry)
         self._running = False
         self._tasks: list[asyncio.Task[None]] = []
         self._first_load = asyncio.Event()
@@ -149,9 +152,11 @@ class App(AppBase[Feature, Boolean]):
                     tail.on_entries(await storage.read(action.after, action.block_ms))
                 elif isinstance(action, Load):
                     tail.on_loaded(await storage.load())
+                    await self._publish_catalog()
                     self._first_load.set()
                 elif isinstance(action, CheckEpoch):
                     tail.on_epoch(await storage.get_epoch())
+                    await self._publish_catalog()
                 elif isinstance(action, Wait):
                     await asyncio.sleep(action.seconds)
                     tail.on_waited()
@@ -161,6 +166,20 @@ class App(AppBase[Feature, Boolean]):
                 tail.on_error(error)
             async with self._advanced:
                 self._advanced.notify_all()
+
+    async def _publish_catalog(self) -> None:
+        """Publish the declarations for tools that lack the code (the CLI); never fatal."""
+        now = time.time()
+        if not self._catalog.due(now):
+            return
+        try:
+            generation, identity, document = self._catalog.entry()
+            await self.storage.publish_catalog(identity, document)
+        except Exception as error:
+            self._catalog.failed(now)
+            logger.warning("feats: could not publish the catalog: %s", error)
+        else:
+            self._catalog.published(now, generation)
 
     async def _flush(self) -> None:
         buffer = self._core.exposures

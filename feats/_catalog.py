@@ -1,0 +1,503 @@
+"""The catalog: what every App declares, published as validated JSON for tools without the code.
+
+Each App publishes its declarations when it starts (and again now and then, so "last seen"
+stays true) under an identity that is the hash of the declarations: identical deploys share
+one entry. Tools that do not import the application's code (the CLI, an admin page) list
+features and validate writes against the catalog, and report drift between what is
+configured and what is declared.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._declarations import (
+    Accessor,
+    FeatureDeclaration,
+    Implementation,
+    Registry,
+    SegmentDeclaration,
+    TypeName,
+    type_ancestry,
+    type_key,
+)
+from ._errors import CodecError, NotFoundError
+from ._state import FeatureState
+
+__all__ = [
+    "CATALOG_REFRESH_SECONDS",
+    "CATALOG_SCHEMA",
+    "MAX_CATALOG_BYTES",
+    "Catalog",
+    "CatalogEntry",
+    "CatalogPublisher",
+    "Drift",
+    "FeatureInfo",
+    "ImplementationInfo",
+    "SegmentInfo",
+    "declarations_document",
+    "decode_entry",
+    "encode_entry",
+    "find_drift",
+    "merge_registries",
+    "state_problems",
+]
+
+CATALOG_SCHEMA = 1
+MAX_CATALOG_BYTES = 1024 * 1024
+"""Larger entries are refused on publish and skipped on read."""
+CATALOG_REFRESH_SECONDS = 3600.0
+"""A running App publishes again this often, so an entry's ``seen`` time stays meaningful."""
+
+
+# -- the document ----------------------------------------------------------------------
+
+
+def _type_document(annotation: Any) -> dict[str, Any]:
+    return {
+        "name": getattr(annotation, "__name__", None) or repr(annotation),
+        "key": type_key(annotation),
+        "mro": list(type_ancestry(annotation)),
+    }
+
+
+def _module(function: Any) -> str | None:
+    module = getattr(function, "__module__", None)
+    return module if isinstance(module, str) else None
+
+
+def _feature_document(declaration: FeatureDeclaration) -> dict[str, Any]:
+    default = declaration.implementations[declaration.default]
+    return {
+        "name": declaration.name,
+        "module": _module(default.function),
+        "doc": declaration.doc,
+        "boolean": declaration.boolean,
+        "default": declaration.default,
+        "inputs": [_type_document(annotation) for annotation in declaration.input_types],
+        "implementations": [
+            {"name": impl.name, "doc": impl.doc, "returns": impl.returns}
+            for impl in declaration.implementations.values()
+        ],
+    }
+
+
+def _segment_document(declaration: SegmentDeclaration) -> dict[str, Any]:
+    return {
+        "name": declaration.name,
+        "module": _module(declaration.accessors[0].read) if declaration.accessors else None,
+        "doc": declaration.doc,
+        "options": None if declaration.options is None else list(declaration.options),
+        "accepts": [
+            {"method": accessor.method, **_type_document(accessor.input_type)}
+            for accessor in declaration.accessors
+        ],
+    }
+
+
+def declarations_document(registry: Registry) -> dict[str, Any]:
+    """Every feature and segment of ``registry`` as plain JSON data (no code)."""
+    return {
+        "features": [_feature_document(declaration) for declaration in registry],
+        "segments": [_segment_document(segment) for segment in registry.segments.values()],
+    }
+
+
+def _canonical(document: Any) -> str:
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def encode_entry(
+    registry: Registry,
+    *,
+    seen: float | None = None,
+    host: str | None = None,
+    pid: int | None = None,
+) -> tuple[str, str]:
+    """``(identity, text)`` to publish: the identity is a hash of the declarations only."""
+    declarations = declarations_document(registry)
+    canonical = _canonical(declarations)
+    identity = hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    text = _canonical(
+        {
+            "schema": CATALOG_SCHEMA,
+            "identity": identity,
+            "seen": time.time() if seen is None else seen,
+            "host": socket.gethostname() if host is None else host,
+            "pid": os.getpid() if pid is None else pid,
+            "declarations": declarations,
+        }
+    )
+    if len(text.encode()) > MAX_CATALOG_BYTES:
+        raise CodecError(
+            f"the catalog entry is {len(text.encode())} bytes, over the "
+            f"{MAX_CATALOG_BYTES} byte limit"
+        )
+    return identity, text
+
+
+# -- reading it back -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImplementationInfo:
+    name: str
+    doc: str | None
+    returns: str
+
+
+@dataclass(frozen=True)
+class FeatureInfo:
+    """A feature as one catalog entry describes it."""
+
+    name: str
+    module: str | None
+    doc: str | None
+    boolean: bool
+    default: str
+    inputs: tuple[TypeName, ...]
+    implementations: Mapping[str, ImplementationInfo]
+
+    def declaration(self) -> FeatureDeclaration:
+        return FeatureDeclaration(
+            name=self.name,
+            doc=self.doc,
+            input_types=self.inputs,
+            implementations={
+                name: Implementation(name, _not_imported, False, impl.doc, impl.returns)
+                for name, impl in self.implementations.items()
+            },
+            default=self.default,
+            boolean=self.boolean,
+        )
+
+
+@dataclass(frozen=True)
+class SegmentInfo:
+    """A segment as one catalog entry describes it."""
+
+    name: str
+    module: str | None
+    doc: str | None
+    options: tuple[str, ...] | None
+    accepts: tuple[tuple[str, TypeName], ...]
+
+    def declaration(self) -> SegmentDeclaration:
+        return SegmentDeclaration(
+            name=self.name,
+            doc=self.doc,
+            options=self.options,
+            accessors=tuple(
+                Accessor(input_type, method, _not_imported) for method, input_type in self.accepts
+            ),
+        )
+
+
+def _not_imported(*_args: Any) -> Any:
+    raise NotFoundError("a declaration read from the catalog has no code to call")
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """What one deploy (one set of declarations) published, and when it was last seen."""
+
+    identity: str
+    seen: float
+    host: str
+    pid: int
+    features: Mapping[str, FeatureInfo]
+    segments: Mapping[str, SegmentInfo]
+
+
+def _expect(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float)):
+        name = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise CodecError(f"{where}: expected {name}, got {type(value).__name__}")
+    return value
+
+
+def _optional_str(value: Any, where: str) -> str | None:
+    return None if value is None else _expect(value, str, where)
+
+
+def _name(value: Any, where: str) -> str:
+    name: str = _expect(value, str, where)
+    if not name or len(name) > 200:
+        raise CodecError(f"{where}: a name of 1-200 characters, got {name!r}")
+    return name
+
+
+def _type_name(document: Any, where: str) -> TypeName:
+    document = _expect(document, dict, where)
+    mro = _expect(document.get("mro", []), list, f"{where}.mro")
+    return TypeName(
+        name=_name(document.get("name"), f"{where}.name"),
+        key=_name(document.get("key"), f"{where}.key"),
+        mro=tuple(_name(item, f"{where}.mro") for item in mro),
+    )
+
+
+def _feature_info(document: Any, where: str) -> FeatureInfo:
+    document = _expect(document, dict, where)
+    name = _name(document.get("name"), f"{where}.name")
+    implementations: dict[str, ImplementationInfo] = {}
+    for index, item in enumerate(_expect(document.get("implementations"), list, where)):
+        at = f"{where}.implementations[{index}]"
+        item = _expect(item, dict, at)
+        impl = _name(item.get("name"), f"{at}.name")
+        implementations[impl] = ImplementationInfo(
+            impl,
+            _optional_str(item.get("doc"), f"{at}.doc"),
+            _expect(item.get("returns", ""), str, f"{at}.returns"),
+        )
+    default = _name(document.get("default"), f"{where}.default")
+    if default not in implementations:
+        raise CodecError(f"{where}.default: {default!r} is not one of its implementations")
+    return FeatureInfo(
+        name=name,
+        module=_optional_str(document.get("module"), f"{where}.module"),
+        doc=_optional_str(document.get("doc"), f"{where}.doc"),
+        boolean=_expect(document.get("boolean", False), bool, f"{where}.boolean"),
+        default=default,
+        inputs=tuple(
+            _type_name(item, f"{where}.inputs[{index}]")
+            for index, item in enumerate(_expect(document.get("inputs", []), list, where))
+        ),
+        implementations=implementations,
+    )
+
+
+def _segment_info(document: Any, where: str) -> SegmentInfo:
+    document = _expect(document, dict, where)
+    options = document.get("options")
+    if options is not None:
+        options = tuple(
+            _expect(option, str, f"{where}.options")
+            for option in _expect(options, list, f"{where}.options")
+        )
+    accepts = []
+    for index, item in enumerate(_expect(document.get("accepts", []), list, where)):
+        at = f"{where}.accepts[{index}]"
+        accepts.append((_name(_expect(item, dict, at).get("method"), at), _type_name(item, at)))
+    return SegmentInfo(
+        name=_name(document.get("name"), f"{where}.name"),
+        module=_optional_str(document.get("module"), f"{where}.module"),
+        doc=_optional_str(document.get("doc"), f"{where}.doc"),
+        options=options,
+        accepts=tuple(accepts),
+    )
+
+
+def decode_entry(identity: str, raw: str) -> CatalogEntry:
+    """Parse and validate one published entry; CodecError says what is wrong and where."""
+    where = f"catalog entry {identity}"
+    if len(raw) > MAX_CATALOG_BYTES:
+        raise CodecError(f"{where}: {len(raw)} bytes, over the {MAX_CATALOG_BYTES} byte limit")
+    try:
+        document = json.loads(raw)
+    except ValueError as error:
+        raise CodecError(f"{where}: not JSON: {error}") from error
+    document = _expect(document, dict, where)
+    if document.get("schema") != CATALOG_SCHEMA:
+        raise CodecError(
+            f"{where}: schema {document.get('schema')!r}; this feats reads {CATALOG_SCHEMA}"
+        )
+    declarations = _expect(document.get("declarations"), dict, f"{where}.declarations")
+    features = [
+        _feature_info(item, f"{where}.features[{index}]")
+        for index, item in enumerate(_expect(declarations.get("features", []), list, where))
+    ]
+    segments = [
+        _segment_info(item, f"{where}.segments[{index}]")
+        for index, item in enumerate(_expect(declarations.get("segments", []), list, where))
+    ]
+    return CatalogEntry(
+        identity=identity,
+        seen=float(_expect(document.get("seen", 0.0), (int, float), f"{where}.seen")),
+        host=_expect(document.get("host", ""), str, f"{where}.host"),
+        pid=int(_expect(document.get("pid", 0), int, f"{where}.pid")),
+        features={feature.name: feature for feature in features},
+        segments={segment.name: segment for segment in segments},
+    )
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Every readable entry, newest first; per name, the newest entry that declares it wins."""
+
+    entries: tuple[CatalogEntry, ...]
+    problems: tuple[str, ...] = ()
+    features: Mapping[str, FeatureInfo] = field(default_factory=dict)
+    segments: Mapping[str, SegmentInfo] = field(default_factory=dict)
+
+    @classmethod
+    def from_raw(cls, raw: Mapping[str, str]) -> Catalog:
+        entries: list[CatalogEntry] = []
+        problems: list[str] = []
+        for identity, text in raw.items():
+            try:
+                entries.append(decode_entry(identity, text))
+            except CodecError as error:
+                problems.append(str(error))
+        entries.sort(key=lambda entry: entry.seen, reverse=True)
+        features: dict[str, FeatureInfo] = {}
+        segments: dict[str, SegmentInfo] = {}
+        for entry in entries:
+            for name, feature in entry.features.items():
+                features.setdefault(name, feature)
+            for name, segment in entry.segments.items():
+                segments.setdefault(name, segment)
+        return cls(tuple(entries), tuple(problems), features, segments)
+
+    @property
+    def empty(self) -> bool:
+        return not self.features and not self.segments
+
+    def registry(self) -> Registry:
+        """A Registry built from the catalog: enough to validate states, nothing to call."""
+        registry = Registry()
+        for feature in self.features.values():
+            registry.add_feature(feature.declaration())
+        for segment in self.segments.values():
+            registry.add_segment(segment.declaration())
+        return registry
+
+    def declared_by(self, feature: str) -> list[CatalogEntry]:
+        return [entry for entry in self.entries if feature in entry.features]
+
+
+def merge_registries(primary: Registry, secondary: Registry) -> Registry:
+    """One Registry: every name of ``primary``, plus the names only ``secondary`` has."""
+    merged = Registry()
+    for declaration in primary:
+        merged.add_feature(declaration)
+    for declaration in secondary:
+        if declaration.name not in merged.features:
+            merged.add_feature(declaration)
+    for segment in (*primary.segments.values(), *secondary.segments.values()):
+        if segment.name not in merged.segments:
+            merged.add_segment(segment)
+    return merged
+
+
+class CatalogPublisher:
+    """When an App (re)publishes its catalog entry: at start, after new declarations, and
+    every ``refresh`` seconds; after a failure, not before ``retry`` seconds."""
+
+    def __init__(
+        self, registry: Registry, *, refresh: float = CATALOG_REFRESH_SECONDS, retry: float = 30.0
+    ) -> None:
+        self.registry = registry
+        self.refresh = refresh
+        self.retry = retry
+        self._generation: int | None = None
+        self._at = 0.0
+        self._not_before = 0.0
+
+    def due(self, now: float) -> bool:
+        if not self.registry.features and not self.registry.segments:
+            return False
+        if now < self._not_before:
+            return False
+        return self._generation != self.registry.generation or now - self._at >= self.refresh
+
+    def entry(self) -> tuple[int, str, str]:
+        """``(generation, identity, document)`` of the declarations as they are now."""
+        generation = self.registry.generation
+        identity, document = encode_entry(self.registry)
+        return generation, identity, document
+
+    def published(self, now: float, generation: int) -> None:
+        self._generation = generation
+        self._at = now
+
+    def failed(self, now: float) -> None:
+        self._not_before = now + self.retry
+
+
+# -- drift -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Drift:
+    """One mismatch between what is configured and what Apps declare."""
+
+    feature: str
+    kind: str
+    """``undeclared``, ``unconfigured`` or ``invalid`` (a rule the declarations cannot serve)."""
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"feature": self.feature, "kind": self.kind, "message": self.message}
+
+
+def state_problems(feature: str, state: FeatureState, registry: Registry) -> list[str]:
+    """Every reason ``state`` does not fit ``feature`` as ``registry`` declares it."""
+    declaration = registry.features[feature]
+    valid = {segment.name for segment in registry.valid_segments(feature)}
+    problems: list[str] = []
+
+    def check_segment(where: str, name: str) -> bool:
+        if name not in registry.segments:
+            problems.append(f"{where}names segment {name}, which no App declares")
+            return False
+        if name not in valid:
+            problems.append(f"{where}segment {name} cannot read this feature's inputs")
+            return False
+        return True
+
+    segments_ok = all([check_segment("", name) for name in state.segments])
+    for key, selector in state.rules.items():
+        where = "fallthrough: " if key is None else f"rule {_key_text(state.segments, key)}: "
+        if key is not None and segments_ok and len(key) == len(state.segments):
+            for name, value in zip(state.segments, key, strict=True):
+                options = registry.segments[name].options
+                if options is not None and value not in options:
+                    problems.append(
+                        f"{where}{value!r} is not an option of {name} "
+                        f"(options: {', '.join(options)})"
+                    )
+        for implementation in selector.implementations():
+            if implementation not in declaration.implementations:
+                problems.append(
+                    f"{where}names implementation {implementation}, which no App declares "
+                    f"(declared: {', '.join(declaration.implementations)})"
+                )
+        segment = getattr(selector, "segment", None)
+        if isinstance(segment, str):
+            check_segment(where, segment)
+    return problems
+
+
+def _key_text(segments: Iterable[str], key: tuple[str, ...]) -> str:
+    return ", ".join(f"{name}={value}" for name, value in zip(segments, key, strict=False))
+
+
+def find_drift(registry: Registry, configured: Mapping[str, FeatureState | None]) -> list[Drift]:
+    """Features configured but declared nowhere, declared but never configured, and rules
+    naming implementations, segments or options that no App declares."""
+    found: list[Drift] = []
+    for feature in sorted(set(configured) | set(registry.features)):
+        state = configured.get(feature)
+        if feature not in registry.features:
+            if state is not None:
+                found.append(
+                    Drift(feature, "undeclared", "configured, but no App declares this feature")
+                )
+            continue
+        if state is None:
+            why = "never configured" if feature not in configured else "reset to its default"
+            found.append(
+                Drift(feature, "unconfigured", f"declared, {why}: the default answers everywhere")
+            )
+            continue
+        for problem in state_problems(feature, state, registry):
+            found.append(Drift(feature, "invalid", problem + "; the default answers there"))
+    return found
