@@ -1,9 +1,15 @@
-"""The sync admin: reading and changing configuration, with history and rollback."""
+"""The sync admin: reading and changing configuration, with history, diffs and rollback.
+
+Every decision lives in the sans-IO modules (_changes, _verbs, _diff, _catalog,
+_exposures); this class only does the reads and writes. feats/aio/_admin.py is its twin.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ._catalog import Catalog, Drift, encode_entry, find_drift, merge_registries
 from ._changes import (
     MAX_WRITE_ATTEMPTS,
     decode_current,
@@ -12,8 +18,34 @@ from ._changes import (
     history_changes,
     plan_write,
 )
+from ._codec import Record
+from ._declarations import Registry
+from ._diff import DiffLine, diff_states
 from ._errors import ConflictError
+from ._exposures import EXPOSURE_PAGE, ExposureCounter, ExposureReport, exposures_start
+from ._snapshot import Evaluation
 from ._state import Change, FeatureState
+from ._verbs import (
+    Edit,
+    HistoryEntry,
+    Plan,
+    RemoveRule,
+    Replace,
+    Reset,
+    Rollback,
+    Route,
+    SetRollout,
+    StartExperiment,
+    StopExperiment,
+    configured_changes,
+    explain_values,
+    history_entries,
+    make_plan,
+    registry_for,
+    resolve_values,
+    version_of,
+    where_of,
+)
 
 if TYPE_CHECKING:
     from ._app import App
@@ -22,46 +54,16 @@ __all__ = ["Admin"]
 
 
 class Admin:
-    """Read and change configuration: every change is a new version with author and reason."""
+    """Read and change configuration: every change is a new version with author and reason.
+
+    Changes are validated against the App's declarations, or, for features this process
+    does not declare (the CLI without --app), against the catalog other Apps published.
+    """
 
     def __init__(self, app: App) -> None:
         self._app = app
 
-    def set_state(
-        self,
-        feature: Any,
-        state: FeatureState | None,
-        *,
-        author: str,
-        reason: str,
-        expected_version: str | None = None,
-    ) -> str:
-        """Write a new state (None resets to the default); returns its version.
-
-        With ``expected_version`` the write only happens if the feature is still at that
-        version ("" for never configured), else ConflictError.
-        """
-        name = feature_name(feature)
-        app = self._app
-        for _ in range(MAX_WRITE_ATTEMPTS):
-            version, previous = decode_current(app.storage.current(name))
-            if expected_version is not None and expected_version != (version or ""):
-                raise ConflictError(name, expected_version, version)
-            record, encoded = plan_write(
-                app.registry,
-                name,
-                state,
-                previous,
-                author=author,
-                reason=reason,
-            )
-            ok, written = app.storage.write(name, encoded, version or "")
-            if ok:
-                app._core.apply_write(name, written, record)
-                return written
-            if expected_version is not None:
-                raise ConflictError(name, expected_version, written or None)
-        raise ConflictError(name, None, written or None)
+    # -- reading -----------------------------------------------------------------------
 
     def get_state(self, feature: Any) -> FeatureState | None:
         """The current stored state, read from storage (not the snapshot)."""
@@ -76,8 +78,277 @@ class Admin:
         name = feature_name(feature)
         return history_changes(name, self._app.storage.history(name))
 
-    def rollback(self, feature: Any, version: str, *, author: str, reason: str) -> str:
+    def history_entries(self, feature: Any) -> list[HistoryEntry]:
+        """The history, oldest first, each change with its diff from the one before."""
+        return history_entries(self.history(feature))
+
+    def diff(self, feature: Any, before: str | None, after: str | None = None) -> list[DiffLine]:
+        """What changed between two versions (None or "": unconfigured; after=None: now)."""
+        name = feature_name(feature)
+        changes = self.history(name)
+        old = version_of(name, changes, before)
+        new = self.get_state(name) if after is None else version_of(name, changes, after)
+        return diff_states(old, new)
+
+    def configurations(self) -> dict[str, Change]:
+        """The current change of every configured feature, read in one round trip."""
+        return configured_changes(self._app.storage.load())
+
+    def catalog(self) -> Catalog:
+        """What every App of this namespace published about its declarations."""
+        return Catalog.from_raw(self._app.storage.read_catalog())
+
+    def declarations(self) -> Registry:
+        """This App's declarations, plus what only the catalog knows."""
+        return merge_registries(self._app.registry, self.catalog().registry())
+
+    def publish_catalog(self) -> str:
+        """Publish this App's declarations now (start does it too); returns the identity."""
+        identity, document = encode_entry(self._app.registry)
+        self._app.storage.publish_catalog(identity, document)
+        return identity
+
+    def drift(self) -> list[Drift]:
+        """Configured but undeclared, declared but unconfigured, rules no App can serve."""
+        registry = self.declarations()
+        configured = {name: change.state for name, change in self.configurations().items()}
+        return find_drift(registry, configured)
+
+    def explain(self, feature: Any, values: Mapping[str, str]) -> Evaluation:
+        """Which implementation users with these segment values get, and why."""
+        name = feature_name(feature)
+        version, record = decode_current(self._app.storage.current(name))
+        own = self._app.registry
+        registry = own if name in own.features else self.declarations()
+        declaration = registry.features.get(name)
+        return explain_values(
+            name,
+            declaration.default if declaration is not None else "default",
+            None if record is None else record.state,
+            version,
+            resolve_values(values, registry),
+        )
+
+    def exposures(
+        self, feature: Any, *, by_value: bool = False, since: str | None = None
+    ) -> ExposureReport:
+        """Exposure counts of an experiment, read page by page in bounded memory."""
+        counter = ExposureCounter(feature_name(feature), by_value=by_value, since=since)
+        after = exposures_start(since)
+        while True:
+            entries = self._app.storage.read_exposures(after, EXPOSURE_PAGE)
+            counter.add_entries(entries)
+            if len(entries) < EXPOSURE_PAGE:
+                return counter.report()
+            after = entries[-1].id
+
+    # -- changing ----------------------------------------------------------------------
+
+    def _plan(self, name: str, edit: Edit) -> tuple[Plan, Record | None]:
+        version, previous = decode_current(self._app.storage.current(name))
+        own = self._app.registry
+        registry: Registry | None = own
+        if name not in own.features:
+            registry = registry_for(name, edit, own, self.catalog(), configured=version is not None)
+        state = None if previous is None else previous.state
+        return make_plan(name, edit, version, state, registry), previous
+
+    def preview(self, feature: Any, edit: Edit) -> Plan:
+        """What ``edit`` would change, validated, without writing anything."""
+        return self._plan(feature_name(feature), edit)[0]
+
+    def change(
+        self,
+        feature: Any,
+        edit: Edit,
+        *,
+        author: str,
+        reason: str,
+        expected_version: str | None = None,
+    ) -> str:
+        """Apply ``edit`` to the current state and write the result; returns its version.
+
+        With ``expected_version`` the write only happens if the feature is still at that
+        version ("" for never configured), else ConflictError.
+        """
+        name = feature_name(feature)
+        app = self._app
+        written = ""
+        for _ in range(MAX_WRITE_ATTEMPTS):
+            plan, previous = self._plan(name, edit)
+            if expected_version is not None and expected_version != (plan.version or ""):
+                raise ConflictError(name, expected_version, plan.version)
+            record, encoded = plan_write(
+                app.registry,
+                name,
+                plan.after,
+                previous,
+                author=author,
+                reason=reason,
+                validate=False,
+            )
+            ok, written = app.storage.write(name, encoded, plan.version or "")
+            if ok:
+                app._core.apply_write(name, written, record)
+                return written
+            if expected_version is not None:
+                raise ConflictError(name, expected_version, written or None)
+        raise ConflictError(name, None, written or None)
+
+    def set_state(
+        self,
+        feature: Any,
+        state: FeatureState | None,
+        *,
+        author: str,
+        reason: str,
+        expected_version: str | None = None,
+    ) -> str:
+        """Write a new state (None resets to the default); returns its version."""
+        if state is not None and not isinstance(state, FeatureState):
+            raise TypeError(f"expected a FeatureState or None, got {state!r}")
+        return self.change(
+            feature,
+            Replace(state),
+            author=author,
+            reason=reason,
+            expected_version=expected_version,
+        )
+
+    def rollback(
+        self,
+        feature: Any,
+        version: str,
+        *,
+        author: str,
+        reason: str,
+        expected_version: str | None = None,
+    ) -> str:
         """Write a new version whose state equals the one at ``version``."""
         name = feature_name(feature)
         target = find_change(name, self.history(name), version)
-        return self.set_state(name, target.state, author=author, reason=reason)
+        return self.change(
+            name,
+            Rollback(target.state, target.version),
+            author=author,
+            reason=reason,
+            expected_version=expected_version,
+        )
+
+    def route(
+        self,
+        feature: Any,
+        implementation: str,
+        *,
+        where: Mapping[Any, str] | None = None,
+        author: str,
+        reason: str,
+        expected_version: str | None = None,
+        resegment: bool = False,
+    ) -> str:
+        """Route users whose segments have the ``where`` values to ``implementation``."""
+        edit = Route(implementation, where_of(where), resegment)
+        return self.change(
+            feature, edit, author=author, reason=reason, expected_version=expected_version
+        )
+
+    def set_fallthrough(
+        self,
+        feature: Any,
+        implementation: str,
+        *,
+        author: str,
+        reason: str,
+        expected_version: str | None = None,
+    ) -> str:
+        """Route everyone no other rule matches to ``implementation``."""
+        return self.change(
+            feature,
+            Route(implementation),
+            author=author,
+            reason=reason,
+            expected_version=expected_version,
+        )
+
+    def rollout(
+        self,
+        feature: Any,
+        segment: Any,
+        weights: Mapping[str, float],
+        *,
+        where: Mapping[Any, str] | None = None,
+        author: str,
+        reason: str,
+        expected_version: str | None = None,
+        resegment: bool = False,
+    ) -> str:
+        """Start or change a rollout by ``segment``; changing weights moves the fewest users."""
+        edit = SetRollout(segment, weights, where_of(where), resegment)
+        return self.change(
+            feature, edit, author=author, reason=reason, expected_version=expected_version
+        )
+
+    def start_experiment(
+        self,
+        feature: Any,
+        segment: Any,
+        weights: Mapping[str, float],
+        *,
+        where: Mapping[Any, str] | None = None,
+        author: str,
+        reason: str,
+        expected_version: str | None = None,
+        resegment: bool = False,
+    ) -> str:
+        """Start (or re-weight) an experiment by ``segment``; every use records an exposure."""
+        edit = StartExperiment(segment, weights, where_of(where), resegment)
+        return self.change(
+            feature, edit, author=author, reason=reason, expected_version=expected_version
+        )
+
+    def stop_experiment(
+        self,
+        feature: Any,
+        *,
+        where: Mapping[Any, str] | None = None,
+        winner: str | None = None,
+        author: str,
+        reason: str,
+        expected_version: str | None = None,
+    ) -> str:
+        """End an experiment: its users get ``winner``, or its rule is removed."""
+        edit = StopExperiment(where_of(where), winner)
+        return self.change(
+            feature, edit, author=author, reason=reason, expected_version=expected_version
+        )
+
+    def remove_rule(
+        self,
+        feature: Any,
+        *,
+        where: Mapping[Any, str] | None = None,
+        author: str,
+        reason: str,
+        expected_version: str | None = None,
+    ) -> str:
+        """Remove the rule for the ``where`` values (none: the fallthrough)."""
+        return self.change(
+            feature,
+            RemoveRule(where_of(where)),
+            author=author,
+            reason=reason,
+            expected_version=expected_version,
+        )
+
+    def reset(
+        self,
+        feature: Any,
+        *,
+        author: str,
+        reason: str,
+        expected_version: str | None = None,
+    ) -> str:
+        """Back to the default implementation everywhere (a new version, history kept)."""
+        return self.change(
+            feature, Reset(), author=author, reason=reason, expected_version=expected_version
+        )
