@@ -1,0 +1,868 @@
+"""The ``feats`` command: list, show, change, explain, watch and demo features from a shell."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.util
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar, cast
+
+import click
+import redis
+from rich.text import Text
+
+from .. import __version__
+from .._changes import history_changes
+from .._codec import decode_record
+from .._core import parse_version
+from .._diff import diff_states
+from .._errors import (
+    CodecError,
+    ConfigurationError,
+    ConflictError,
+    FeatsError,
+    NotFoundError,
+    StorageError,
+)
+from .._state import FeatureState
+from .._verbs import (
+    Edit,
+    Plan,
+    RemoveRule,
+    Reset,
+    Rollback,
+    Route,
+    SetRollout,
+    StartExperiment,
+    StopExperiment,
+    parse_pairs,
+    parse_weights,
+    version_of,
+    where_of,
+)
+from . import _render as render
+from ._context import CliError, Exit, Session, Settings, console, redact, storage_error
+
+__all__ = ["cli", "main"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+# -- options shared by every command ---------------------------------------------------
+
+
+def _setting(name: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    def store(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is not None and value is not False:
+            setattr(ctx.ensure_object(Settings), name, value)
+        return value
+
+    return store
+
+
+def common(function: F) -> F:
+    """--redis, --namespace, --app and --json, on the group and on every command."""
+    options = [
+        click.option(
+            "--redis",
+            "redis_url",
+            metavar="URL",
+            expose_value=False,
+            callback=_setting("redis_url"),
+            help="Redis URL (default: $FEATS_REDIS_URL, else redis://localhost:6379/0).",
+        ),
+        click.option(
+            "--namespace",
+            "-n",
+            metavar="NAME",
+            expose_value=False,
+            callback=_setting("namespace"),
+            help="Namespace, one per environment (default: $FEATS_NAMESPACE, else 'default').",
+        ),
+        click.option(
+            "--app",
+            "app_path",
+            metavar="MODULE:ATTR",
+            expose_value=False,
+            callback=_setting("app_path"),
+            help="Import this App's declarations instead of using the published catalog.",
+        ),
+        click.option(
+            "--json",
+            "json_output",
+            is_flag=True,
+            expose_value=False,
+            callback=_setting("json"),
+            help="Print JSON for scripts instead of tables.",
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def changing(function: F) -> F:
+    """--author, --reason, --yes and --expect-version, on every command that writes."""
+    options = [
+        click.option("--author", metavar="NAME", help="Who changes it (default: your OS user)."),
+        click.option("--reason", metavar="TEXT", help="Why, for the history."),
+        click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation."),
+        click.option(
+            "--expect-version",
+            metavar="VERSION",
+            help="Only write if the feature is still at this version ('' = never configured).",
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def settings() -> Settings:
+    return click.get_current_context().ensure_object(Settings)
+
+
+def _fail(error: CliError) -> None:
+    current = settings()
+    err = console(stderr=True)
+    err.print(Text("error: ", style="bold red") + Text(str(error)))
+    for hint in error.hints:
+        err.print(Text("  " + hint, style="dim"))
+    if current.json:
+        render.emit_json({"error": error.kind, "message": str(error), "hints": list(error.hints)})
+    raise SystemExit(int(error.code))
+
+
+def handled(function: F) -> F:
+    """Turn every expected failure into one clear message and a meaningful exit code."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except CliError as error:
+            _fail(error)
+        except click.Abort:
+            _fail(CliError("cancelled: nothing was changed", Exit.DECLINED, kind="declined"))
+        except NotFoundError as error:
+            _fail(CliError(str(error), Exit.NOT_FOUND))
+        except ConflictError as error:
+            _fail(CliError(str(error), Exit.CONFLICT))
+        except CodecError as error:
+            _fail(CliError(f"unreadable data in Redis: {error}", Exit.ERROR, kind="codec"))
+        except ConfigurationError as error:
+            _fail(CliError(str(error), Exit.INVALID))
+        except (StorageError, redis.RedisError) as error:
+            _fail(storage_error(error, settings().url))
+        except FeatsError as error:
+            _fail(CliError(str(error), Exit.ERROR))
+        return None
+
+    return cast(F, wrapper)
+
+
+@contextmanager
+def session() -> Iterator[Session]:
+    opened = Session(settings())
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def out() -> Any:
+    return console()
+
+
+# -- the group -------------------------------------------------------------------------
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="feats")
+@common
+def cli() -> None:
+    """Operate feats features: list, show, change, explain, watch, and the live demo.
+
+    Works with only the Redis URL: declarations come from the catalog every App publishes
+    when it starts (or from --app module:attr). Every change is a new version with an
+    author and a reason; `feats history` shows who, when, why and the diff.
+
+    \b
+    Exit codes: 0 ok, 1 error, 2 usage, 3 unknown name or version, 4 invalid change,
+    5 conflict with a concurrent change, 6 Redis unreachable, 7 cancelled, 8 drift found.
+    """
+
+
+# -- reading ---------------------------------------------------------------------------
+
+
+@cli.command("list")
+@common
+@handled
+def list_features() -> None:
+    """Every feature: declared (by any App) or configured, with its current configuration."""
+    with session() as current:
+        registry, configured = current.declarations, current.configurations
+        if settings().json:
+            render.emit_json(render.features_data(registry, configured))
+            return
+        if not registry.features and not configured:
+            out().print(
+                f"No features in namespace {current.namespace!r}: no App has published its "
+                "catalog here and nothing is configured."
+            )
+            return
+        out().print(render.features_table(registry, configured, current.namespace))
+
+
+@cli.command()
+@click.argument("feature")
+@common
+@handled
+def show(feature: str) -> None:
+    """A feature's declaration (implementations, docs, segments) and current rules."""
+    with session() as current:
+        name = current.feature(feature)
+        registry = current.declarations
+        declaration = registry.features.get(name)
+        change = current.configurations.get(name)
+        if settings().json:
+            info = current.catalog.features.get(name)
+            render.emit_json(render.show_data(name, declaration, info, registry, change))
+            return
+        console_ = out()
+        if declaration is None:
+            console_.print(Text(f"{name} is configured but no App declares it.", style="red"))
+        else:
+            console_.print(render.declaration_table(name, declaration, registry))
+        console_.print(
+            render.rules_table(
+                name,
+                None if change is None else change.state,
+                None if declaration is None else declaration.default,
+            )
+        )
+        if change is None:
+            console_.print("Never configured: the default answers everywhere.")
+        else:
+            console_.print(
+                f"Version {change.version} by {change.author}, "
+                f"{render.format_time(change.time)}: {change.reason}"
+            )
+
+
+@cli.command()
+@click.argument("feature")
+@click.option("--limit", type=int, default=None, help="Only the last N changes.")
+@common
+@handled
+def history(feature: str, limit: int | None) -> None:
+    """Every change of FEATURE, oldest first: version, when, who, why and the diff."""
+    with session() as current:
+        name = current.feature(feature)
+        entries = current.admin.history_entries(name)
+        if limit is not None:
+            entries = entries[-limit:] if limit > 0 else []
+        if settings().json:
+            render.emit_json([render.change_data(e.change, e.diff) for e in entries])
+            return
+        if not entries:
+            out().print(f"{name} has no history: it was never configured.")
+            return
+        out().print(render.history_table(name, entries))
+
+
+@cli.command()
+@click.argument("feature")
+@click.argument("before")
+@click.argument("after", required=False)
+@common
+@handled
+def diff(feature: str, before: str, after: str | None) -> None:
+    """What changed in FEATURE from version BEFORE to AFTER (default: now).
+
+    Use '' as BEFORE for "never configured".
+    """
+    with session() as current:
+        name = current.feature(feature)
+        lines = current.admin.diff(name, before or None, after)
+        if settings().json:
+            render.emit_json([line.as_dict() for line in lines])
+            return
+        out().print(f"{name}: {before or '(unconfigured)'} → {after or 'now'}")
+        out().print(render.diff_text(lines))
+
+
+@cli.command()
+@click.argument("feature")
+@click.argument("values", nargs=-1, metavar="SEGMENT=VALUE...")
+@common
+@handled
+def explain(feature: str, values: tuple[str, ...]) -> None:
+    """Which implementation users with these segment values get, and why.
+
+    \b
+    Example: feats explain PaymentProcessor Country=US UserId=42
+    """
+    with session() as current:
+        name = current.feature(feature)
+        evaluation = current.admin.explain(name, parse_pairs(values))
+        if settings().json:
+            render.emit_json(render.evaluation_data(evaluation))
+            return
+        out().print(render.evaluation_text(evaluation))
+
+
+@cli.command()
+@click.argument("feature")
+@click.option("--by-value", is_flag=True, help="Also count per value of the experiment segment.")
+@click.option("--since", metavar="VERSION", help="Only exposures under this version or later.")
+@common
+@handled
+def exposures(feature: str, by_value: bool, since: str | None) -> None:
+    """Experiment exposures of FEATURE per implementation (and per segment value)."""
+    with session() as current:
+        name = current.feature(feature)
+        report = current.admin.exposures(name, by_value=by_value, since=since)
+        if settings().json:
+            render.emit_json(report.as_dict())
+            return
+        if not report.total:
+            out().print(f"No exposures of {name} recorded yet.")
+            return
+        for table in render.exposures_table(report):
+            out().print(table)
+
+
+@cli.command()
+@common
+@handled
+def drift() -> None:
+    """Features configured but declared by no App, declared but never configured, and rules
+    naming implementations, segments or options no App declares (exit 8 if any)."""
+    with session() as current:
+        items = current.admin.drift()
+        problems = [item for item in items if item.kind != "unconfigured"]
+        if settings().json:
+            render.emit_json([item.as_dict() for item in items])
+        elif not items:
+            out().print(f"No drift in namespace {current.namespace!r}.")
+        else:
+            out().print(render.drift_table(items, current.namespace))
+        if current.catalog.empty and not current.app.registry.features:
+            console(stderr=True).print(
+                "note: no App has published a catalog in this namespace; start one, or pass --app"
+            )
+        if problems:
+            raise SystemExit(int(Exit.DRIFT))
+
+
+@cli.command()
+@common
+@handled
+def catalog() -> None:
+    """The declarations each deploy published (identity, last seen, features, segments)."""
+    with session() as current:
+        published = current.catalog
+        if settings().json:
+            render.emit_json(render.catalog_data(published))
+            return
+        if not published.entries:
+            out().print(f"No App has published a catalog in namespace {current.namespace!r}.")
+        else:
+            out().print(render.catalog_table(published))
+        for problem in published.problems:
+            console(stderr=True).print(Text(f"skipped: {problem}", style="yellow"))
+
+
+# -- changing --------------------------------------------------------------------------
+
+
+def _show_plan(current: Session, plan: Plan, action: str) -> None:
+    console_ = out()
+    base = plan.version or "never configured"
+    console_.print(Text(f"{plan.feature}: {action}", style="bold") + Text(f"  (from {base})"))
+    console_.print(render.diff_text(plan.diff))
+
+
+def _conflict(current: Session, plan: Plan, error: ConflictError) -> CliError:
+    """Show both sides: the version the change was based on and the one that won."""
+    changes = current.admin.history(plan.feature)
+    theirs = next((c for c in changes if c.version == error.current), None)
+    base = plan.version or ""
+    lines = [
+        f"your change was based on version {base or '(never configured)'}, "
+        f"but {plan.feature} is now at {error.current or '(never configured)'}"
+    ]
+    hints: list[str] = []
+    if theirs is not None:
+        hints.append(
+            f"theirs ({theirs.version}, {theirs.author}, {render.format_time(theirs.time)}: "
+            f"{theirs.reason or 'no reason given'}):"
+        )
+        try:
+            before = version_of(plan.feature, changes, base)
+        except NotFoundError:
+            before = plan.before
+        theirs_diff = [str(line) for line in diff_states(before, theirs.state)]
+        hints.extend(f"  {line}" for line in theirs_diff or ["(no change)"])
+    hints.append("yours (not written):")
+    hints.extend(f"  {line}" for line in plan.diff)
+    hints.append("nothing was written; run the command again to apply yours on top of theirs")
+    return CliError(lines[0], Exit.CONFLICT, *hints, kind="conflict")
+
+
+def apply_change(
+    feature: str,
+    edit: Edit | Callable[[Session, str], Edit],
+    *,
+    author: str | None,
+    reason: str | None,
+    yes: bool,
+    expect_version: str | None,
+) -> None:
+    """Preview, show the diff, confirm, write with compare-and-set, report."""
+    json_output = settings().json
+    with session() as current:
+        name = current.feature(feature)
+        if callable(edit):
+            edit = edit(current, name)
+        plan = current.admin.preview(name, edit)
+        if expect_version is not None and expect_version != (plan.version or ""):
+            raise _conflict(
+                current,
+                Plan(name, expect_version or None, plan.before, plan.after, plan.diff),
+                ConflictError(name, expect_version, plan.version),
+            )
+        if not json_output:
+            _show_plan(current, plan, edit.describe())
+        if not plan.changed:
+            if json_output:
+                render.emit_json(
+                    {"feature": name, "changed": False, "version": plan.version, "diff": []}
+                )
+            else:
+                out().print("Nothing to change.")
+            return
+        if not yes:
+            click.confirm(
+                f"Apply to {name} in namespace {current.namespace!r}?",
+                default=False,
+                abort=True,
+                err=True,
+            )
+        try:
+            version = current.admin.set_state(
+                name,
+                plan.after,
+                author=current.author(author),
+                reason=reason or edit.describe(),
+                expected_version=plan.version or "",
+            )
+        except ConflictError as error:
+            raise _conflict(current, plan, error) from error
+        if json_output:
+            render.emit_json(
+                {
+                    "feature": name,
+                    "changed": True,
+                    "version": version,
+                    "previous_version": plan.version,
+                    "diff": [line.as_dict() for line in plan.diff],
+                }
+            )
+        else:
+            out().print(Text(f"✓ {name} is now at version {version}", style="green"))
+
+
+def _where(items: tuple[str, ...]) -> dict[str, str]:
+    return parse_pairs(items)
+
+
+where_option = click.option(
+    "--where",
+    "-w",
+    "where",
+    multiple=True,
+    metavar="SEGMENT=VALUE",
+    help="Which users: one per segment of the rule (none: everyone no rule matches).",
+)
+resegment_option = click.option(
+    "--resegment",
+    is_flag=True,
+    help="Key the rules by the --where segments instead, dropping the current keyed rules.",
+)
+
+
+@cli.command("set")
+@click.argument("feature")
+@click.argument("implementation")
+@where_option
+@resegment_option
+@common
+@changing
+@handled
+def set_(
+    feature: str,
+    implementation: str,
+    where: tuple[str, ...],
+    resegment: bool,
+    author: str | None,
+    reason: str | None,
+    yes: bool,
+    expect_version: str | None,
+) -> None:
+    """Route users (--where SEGMENT=VALUE ...) or everyone else to IMPLEMENTATION.
+
+    \b
+    Example: feats set PaymentProcessor premium --where Country=CA
+    """
+    apply_change(
+        feature,
+        Route(implementation, where_of(_where(where)), resegment),
+        author=author,
+        reason=reason,
+        yes=yes,
+        expect_version=expect_version,
+    )
+
+
+@cli.command()
+@click.argument("feature")
+@click.argument("weights", nargs=-1, required=True, metavar="IMPL=WEIGHT...")
+@click.option(
+    "--by", "segment", required=True, metavar="SEGMENT", help="Who is split: e.g. UserId."
+)
+@where_option
+@resegment_option
+@common
+@changing
+@handled
+def rollout(
+    feature: str,
+    weights: tuple[str, ...],
+    segment: str,
+    where: tuple[str, ...],
+    resegment: bool,
+    author: str | None,
+    reason: str | None,
+    yes: bool,
+    expect_version: str | None,
+) -> None:
+    """Start or change a rollout: percentages of a segment's values per implementation.
+
+    Changing the weights of the same rule moves the fewest users: raising 5% to 25%
+    keeps everyone who had it.
+
+    \b
+    Example: feats rollout PaymentProcessor --by UserId aperture=5 acme=95 --where Country=US
+    """
+    apply_change(
+        feature,
+        SetRollout(segment, parse_weights(weights), where_of(_where(where)), resegment),
+        author=author,
+        reason=reason,
+        yes=yes,
+        expect_version=expect_version,
+    )
+
+
+@cli.command()
+@click.argument("feature")
+@click.argument("weights", nargs=-1, metavar="IMPL=WEIGHT...")
+@click.option("--by", "segment", metavar="SEGMENT", help="The unit of randomisation: e.g. UserId.")
+@click.option("--stop", is_flag=True, help="End the experiment instead of starting it.")
+@click.option("--winner", metavar="IMPL", help="With --stop: who gets this implementation.")
+@where_option
+@resegment_option
+@common
+@changing
+@handled
+def experiment(
+    feature: str,
+    weights: tuple[str, ...],
+    segment: str | None,
+    stop: bool,
+    winner: str | None,
+    where: tuple[str, ...],
+    resegment: bool,
+    author: str | None,
+    reason: str | None,
+    yes: bool,
+    expect_version: str | None,
+) -> None:
+    """Start an experiment (every use records an exposure), or --stop it.
+
+    \b
+    Examples:
+      feats experiment AllowedPriorities --by UserId no_priority=34 two_priorities=33 \\
+          three_priorities=33
+      feats experiment AllowedPriorities --stop --winner three_priorities
+    """
+    edit: Edit
+    if stop:
+        if weights or segment:
+            raise CliError("--stop takes no weights and no --by", Exit.USAGE)
+        edit = StopExperiment(where_of(_where(where)), winner)
+    else:
+        if winner:
+            raise CliError("--winner goes with --stop", Exit.USAGE)
+        if not segment:
+            raise CliError("an experiment needs --by SEGMENT (e.g. --by UserId)", Exit.USAGE)
+        if not weights:
+            raise CliError("an experiment needs IMPL=WEIGHT for each arm", Exit.USAGE)
+        edit = StartExperiment(segment, parse_weights(weights), where_of(_where(where)), resegment)
+    apply_change(
+        feature, edit, author=author, reason=reason, yes=yes, expect_version=expect_version
+    )
+
+
+@cli.command()
+@click.argument("feature")
+@where_option
+@common
+@changing
+@handled
+def remove(
+    feature: str,
+    where: tuple[str, ...],
+    author: str | None,
+    reason: str | None,
+    yes: bool,
+    expect_version: str | None,
+) -> None:
+    """Remove the rule for --where SEGMENT=VALUE ... (none: the fallthrough)."""
+    apply_change(
+        feature,
+        RemoveRule(where_of(_where(where))),
+        author=author,
+        reason=reason,
+        yes=yes,
+        expect_version=expect_version,
+    )
+
+
+@cli.command()
+@click.argument("feature")
+@common
+@changing
+@handled
+def reset(
+    feature: str, author: str | None, reason: str | None, yes: bool, expect_version: str | None
+) -> None:
+    """Back to the default implementation everywhere (history is kept)."""
+    apply_change(
+        feature, Reset(), author=author, reason=reason, yes=yes, expect_version=expect_version
+    )
+
+
+@cli.command()
+@click.argument("feature")
+@click.argument("version", required=False)
+@common
+@changing
+@handled
+def rollback(
+    feature: str,
+    version: str | None,
+    author: str | None,
+    reason: str | None,
+    yes: bool,
+    expect_version: str | None,
+) -> None:
+    """Make FEATURE's configuration what it was at VERSION (default: the one before now).
+
+    A rollback is a new version; it restores the exact assignments of that version.
+    """
+
+    def target(current: Session, name: str) -> Edit:
+        changes = current.admin.history(name)
+        if version is None:
+            if not changes:
+                raise CliError(f"{name} was never configured: nothing to roll back", Exit.NOT_FOUND)
+            if len(changes) < 2:
+                return Rollback(None, "(never configured)")
+            return Rollback(changes[-2].state, changes[-2].version)
+        return Rollback(version_of(name, changes, version), version)
+
+    apply_change(
+        feature,
+        target,
+        author=author,
+        reason=reason,
+        yes=yes,
+        expect_version=expect_version,
+    )
+
+
+# -- live ------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("features", nargs=-1, metavar="[FEATURE]...")
+@click.option("--count", type=int, default=None, help="Stop after N changes.")
+@click.option("--timeout", type=float, default=None, help="Stop after this many seconds.")
+@click.option("--after", metavar="VERSION", help="Start after this version (default: now).")
+@common
+@handled
+def watch(
+    features: tuple[str, ...], count: int | None, timeout: float | None, after: str | None
+) -> None:
+    """Tail changes live as they happen: who changed what, why, and the diff.
+
+    Prints one line per change (one JSON object per line with --json).
+    """
+    json_output = settings().json
+    with session() as current:
+        names = {current.feature(feature) for feature in features}
+        loaded = current.storage.load()
+        position = after or loaded.head
+        last: dict[str, FeatureState | None] = {}
+        if after is None:
+            for name, (_, raw) in loaded.records.items():
+                try:
+                    last[name] = decode_record(raw).state
+                except CodecError:
+                    continue
+        deadline = None if timeout is None else time.monotonic() + timeout
+        seen = 0
+        console(stderr=True).print(
+            f"watching namespace {current.namespace!r} at {redact(settings().url)} "
+            f"from version {position} (Ctrl-C to stop)",
+        )
+        sys.stderr.flush()
+        try:
+            while count is None or seen < count:
+                wait_ms = 1000
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    wait_ms = max(1, min(wait_ms, int(left * 1000)))
+                for entry in current.storage.read(position, wait_ms):
+                    position = entry.id
+                    name = entry.fields.get("feature", "")
+                    try:
+                        record = decode_record(entry.fields.get("record", ""))
+                    except CodecError as error:
+                        console(stderr=True).print(f"skipped {entry.id}: {error}")
+                        continue
+                    if name not in last:
+                        changes = history_changes(name, current.storage.history(name))
+                        earlier = [
+                            c for c in changes if parse_version(c.version) < parse_version(entry.id)
+                        ]
+                        last[name] = earlier[-1].state if earlier else None
+                    lines = diff_states(last.get(name), record.state)
+                    last[name] = record.state
+                    if names and name not in names:
+                        continue
+                    seen += 1
+                    change = record.change(entry.id)
+                    if json_output:
+                        render.emit_json_line(render.change_data(change, lines))
+                    else:
+                        _print_change(change, lines)
+                    sys.stdout.flush()
+                    if count is not None and seen >= count:
+                        break
+        except KeyboardInterrupt:
+            pass
+
+
+def _print_change(change: Any, lines: Any) -> None:
+    header = Text(f"{change.time.astimezone():%H:%M:%S} ", style="dim")
+    header.append(change.feature, style="bold")
+    header.append(f" {change.version} by {change.author}: {change.reason or '-'}")
+    out().print(header)
+    for line in lines or []:
+        out().print(Text(f"    {line}", style={"+": "green", "-": "red"}.get(line.op, "yellow")))
+
+
+@cli.command()
+@click.option("--speed", type=float, default=1.0, show_default=True, help="Run faster (2 = twice).")
+@click.option(
+    "--steps",
+    default=None,
+    metavar="N|NAMES",
+    help="The first N steps, or a comma list of step names (see --list-steps).",
+)
+@click.option("--list-steps", is_flag=True, help="Show the steps and exit.")
+@click.option("--users", type=int, default=5000, show_default=True, help="Simulated users.")
+@click.option("--plain", is_flag=True, help="Print snapshots instead of a live table.")
+@common
+@handled
+def demo(speed: float, steps: str | None, list_steps: bool, users: int, plain: bool) -> None:
+    """The payments story live: Canada to premium, roll back, aperture to 5%, 25% and 100%
+    of US users, then the priorities experiment, with per-country shares and each change's
+    propagation time. In memory unless --redis is given; ends by itself in under a minute."""
+    from .. import _demo
+
+    if list_steps:
+        for step in _demo.STEPS:
+            click.echo(f"{step.name:12} {step.title}")
+        return
+    if speed <= 0:
+        raise CliError("--speed must be more than 0", Exit.USAGE)
+    if users < 10:
+        raise CliError("--users: at least 10", Exit.USAGE)
+    current = settings()
+    try:
+        chosen = _demo.choose_steps(steps)
+    except ValueError as error:
+        raise CliError(str(error), Exit.USAGE) from error
+    url = current.redis_url
+    if url is not None:
+        from ._context import connect
+
+        connect(url).close()
+    result = _demo.run(
+        redis_url=url,
+        namespace=current.namespace,
+        speed=speed,
+        steps=chosen,
+        users=users,
+        plain=plain,
+        json_output=current.json,
+    )
+    if current.json:
+        render.emit_json(result)
+
+
+@cli.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    add_help_option=False,
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def bench(args: tuple[str, ...]) -> None:
+    """Run the benchmark suite (from a source checkout): feats bench [ARGS]..."""
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        found = importlib.util.find_spec("benchmarks.__main__")
+    except (ImportError, ValueError):
+        found = None
+    if found is None:
+        console(stderr=True).print(
+            "error: feats bench needs the benchmarks package of a source checkout; run it "
+            "from the repository root (git clone, then `feats bench` or "
+            "`python -m benchmarks`)"
+        )
+        raise SystemExit(int(Exit.USAGE))
+    module = importlib.import_module("benchmarks.__main__")
+    entry = getattr(module, "main", None)
+    if entry is None:
+        console(stderr=True).print("error: benchmarks.__main__ has no main(argv)")
+        raise SystemExit(int(Exit.ERROR))
+    code = entry(list(args))
+    raise SystemExit(int(code or 0))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The console script: ``feats``."""
+    cli.main(args=argv, prog_name="feats")
