@@ -274,6 +274,10 @@ class Rollback(Replace):
     version: str = ""
 
     def describe(self) -> str:
+        if self.state is None and self.version:
+            return f"roll back to version {self.version} (no configuration: the default)"
+        if self.state is None:
+            return "roll back to no configuration (the default everywhere)"
         return f"roll back to version {self.version}"
 
 
@@ -348,7 +352,10 @@ class _SetSplit(Edit):
         return base.with_rule(key, self.kind(segment, weights))
 
     def describe(self) -> str:
-        parts = ", ".join(f"{name} {weight:g}" for name, weight in self.weights)
+        total = sum(weight for _, weight in self.weights) or 1
+        parts = ", ".join(
+            f"{name} {round(weight / total * 100, 3):g}%" for name, weight in self.weights
+        )
         return f"{self.kind.kind} by {self.segment} for {_where_text(self.where)}: {parts}"
 
 

@@ -686,7 +686,7 @@ def rollback(
             if not changes:
                 raise CliError(f"{name} was never configured: nothing to roll back", Exit.NOT_FOUND)
             if len(changes) < 2:
-                return Rollback(None, "(never configured)")
+                return Rollback(None, "")
             return Rollback(changes[-2].state, changes[-2].version)
         return Rollback(version_of(name, changes, version), version)
 

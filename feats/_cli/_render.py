@@ -81,7 +81,7 @@ def diff_text(lines: Sequence[DiffLine], *, empty: str = "no change") -> Text:
 
 def state_summary(state: FeatureState | None, default: str | None = None) -> str:
     if state is None:
-        return f"default ({default})" if default else "default"
+        return f"everyone → {default} (default)" if default else "not configured"
     parts = [
         f"{rule_label(state.segments, key)} → {describe_selector(selector)}"
         for key, selector in state.rules.items()
@@ -112,15 +112,15 @@ def change_data(change: Change, diff: Sequence[DiffLine] | None = None) -> dict[
 def history_table(feature: str, entries: Sequence[HistoryEntry]) -> Table:
     table = Table(title=f"History of {feature} (oldest first)", title_justify="left")
     table.add_column("Version", no_wrap=True)
-    table.add_column("When", no_wrap=True)
-    table.add_column("Who")
-    table.add_column("Why")
-    table.add_column("Change")
+    table.add_column("When (local)", no_wrap=True)
+    table.add_column("Who", max_width=16)
+    table.add_column("Why", max_width=24)
+    table.add_column("Change", min_width=40)
     for entry in entries:
         change = entry.change
         table.add_row(
             change.version,
-            format_time(change.time),
+            f"{change.time.astimezone():%Y-%m-%d %H:%M:%S}",
             change.author,
             change.reason,
             diff_text(entry.diff),
