@@ -113,6 +113,11 @@ class App(AppBase[Feature, Boolean]):
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
+            # Python 3.11's asyncio.wait_for, which redis-py sends commands through, swallows
+            # a cancellation that lands as the send completes: cancel until the task ends.
+            while not task.done():
+                await asyncio.wait({task}, timeout=0.05)
+                task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
