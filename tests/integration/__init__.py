@@ -1,0 +1,1 @@
+"""Integration tests against a real redis-server: processes, fork, commandstats, examples."""

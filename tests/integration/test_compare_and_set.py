@@ -1,0 +1,115 @@
+"""The Lua compare-and-set under concurrency: one writer wins, the others get ConflictError."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+import redis
+import redis.asyncio
+
+import feats
+import feats.aio
+from feats._codec import Record, encode_record
+
+from ._shop import canada_premium, declare
+
+pytestmark = pytest.mark.redis
+
+WRITERS = 20
+
+
+async def test_twenty_aio_writers_with_the_same_expected_version(
+    redis_url: str, namespace: str
+) -> None:
+    clients = [redis.asyncio.Redis.from_url(redis_url) for _ in range(WRITERS)]
+    apps = [feats.aio.App(storage=feats.aio.RedisStorage(c, namespace)) for c in clients]
+    shops = [declare(app) for app in apps]
+    base = await apps[0].admin.set_state(
+        shops[0].PaymentProcessor, None, author="setup", reason="base"
+    )
+
+    async def write(index: int) -> str:
+        state = feats.FeatureState(
+            segments=[shops[index].Country],
+            rules={(f"C{index}",): feats.Static("premium"), None: feats.Static("acme")},
+        )
+        return await apps[index].admin.set_state(
+            shops[index].PaymentProcessor,
+            state,
+            author=f"writer-{index}",
+            reason="race",
+            expected_version=base,
+        )
+
+    results = await asyncio.gather(*(write(i) for i in range(WRITERS)), return_exceptions=True)
+    won = [r for r in results if isinstance(r, str)]
+    lost = [r for r in results if isinstance(r, feats.ConflictError)]
+    assert len(won) == 1, results
+    assert len(lost) == WRITERS - 1, results
+    history = await apps[0].admin.history(shops[0].PaymentProcessor)
+    assert [change.version for change in history] == [base, won[0]]
+    winner = history[-1].author
+    assert (await apps[0].admin.get_state("PaymentProcessor")) == history[-1].state
+    assert all(error.current in (None, won[0]) for error in lost)
+    assert winner.startswith("writer-")
+    for client in clients:
+        await client.aclose()
+
+
+async def test_the_lua_script_itself_admits_one_of_twenty(redis_url: str, namespace: str) -> None:
+    """Straight at the storage, past the admin's own read: only the script decides."""
+    clients = [redis.asyncio.Redis.from_url(redis_url) for _ in range(WRITERS)]
+    storages = [feats.aio.RedisStorage(c, namespace) for c in clients]
+    ok, base = await storages[0].write("Feature", _record(-1), "")
+    assert ok
+    outcomes = await asyncio.gather(
+        *(storage.write("Feature", _record(i), base) for i, storage in enumerate(storages))
+    )
+    winners = [version for ok, version in outcomes if ok]
+    assert len(winners) == 1, outcomes
+    assert all(version == winners[0] for ok, version in outcomes if not ok)
+    history = await storages[0].history("Feature")
+    assert [version for version, _ in history] == [base, winners[0]]
+    # A write expecting "not configured yet" fails too, now that it is.
+    assert (await storages[0].write("Feature", _record(99), ""))[0] is False
+    for client in clients:
+        await client.aclose()
+
+
+def test_twenty_sync_writer_threads(redis_url: str, namespace: str) -> None:
+    clients = [redis.Redis.from_url(redis_url, decode_responses=True) for _ in range(WRITERS)]
+    apps = [feats.App(storage=feats.RedisStorage(c, namespace)) for c in clients]
+    shops = [declare(app) for app in apps]
+    barrier = threading.Barrier(WRITERS)
+    results: list[str | BaseException] = [""] * WRITERS
+
+    def write(index: int) -> None:
+        barrier.wait(timeout=10)
+        try:
+            results[index] = apps[index].admin.set_state(
+                shops[index].PaymentProcessor,
+                canada_premium(shops[index]),
+                author=f"writer-{index}",
+                reason="race",
+                expected_version="",
+            )
+        except feats.ConflictError as error:
+            results[index] = error
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(WRITERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    won = [r for r in results if isinstance(r, str)]
+    assert len(won) == 1 and won[0], results
+    assert sum(isinstance(r, feats.ConflictError) for r in results) == WRITERS - 1, results
+    assert [c.version for c in apps[0].admin.history("PaymentProcessor")] == won
+    for client in clients:
+        client.close()
+
+
+def _record(index: int) -> str:
+    return encode_record(Record("Feature", None, f"writer-{index}", "race", 0.0))

@@ -1,0 +1,116 @@
+"""RedisStorage with clients that decode responses and clients that don't, sync and asyncio."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+import redis.asyncio
+
+import feats
+import feats.aio
+
+from ._shop import canada_premium, declare, rollout_and_experiment, user
+
+pytestmark = [pytest.mark.redis, pytest.mark.parametrize("decode", [True, False])]
+
+
+async def test_aio_admin_and_a_following_app(redis_url: str, namespace: str, decode: bool) -> None:
+    writer_client = redis.asyncio.Redis.from_url(redis_url, decode_responses=decode)
+    reader_client = redis.asyncio.Redis.from_url(redis_url, decode_responses=not decode)
+    writer = feats.aio.App(storage=feats.aio.RedisStorage(writer_client, namespace))
+    reader = feats.aio.App(storage=feats.aio.RedisStorage(reader_client, namespace))
+    shop, follower = declare(writer), declare(reader)
+    canadian, american = user(2, "CA"), user(1, "US")
+    async with writer, reader:
+        admin = writer.admin
+        assert await admin.get_state(shop.PaymentProcessor) is None
+        assert await admin.history(shop.PaymentProcessor) == []
+
+        first = await admin.set_state(
+            shop.PaymentProcessor,
+            canada_premium(shop),
+            author="ann",
+            reason="CA outage",
+            expected_version="",
+        )
+        assert await admin.get_state(shop.PaymentProcessor) == canada_premium(shop)
+        await reader.wait_for_version(first, timeout=5)
+        assert await follower.PaymentProcessor.create(canadian) == "premium"
+
+        states = rollout_and_experiment(shop)
+        second = await admin.set_state(
+            shop.PaymentProcessor,
+            states["PaymentProcessor"],
+            author="bob",
+            reason="rollout",
+            expected_version=first,
+        )
+        with pytest.raises(feats.ConflictError) as conflict:
+            await admin.set_state(
+                shop.PaymentProcessor, None, author="eve", reason="stale", expected_version=first
+            )
+        assert conflict.value.current == second
+        await reader.wait_for_version(second, timeout=5)
+        assert follower.PaymentProcessor.explain(american).reason.startswith(
+            "rule Country=US: rollout by UserId"
+        )
+
+        back = await admin.rollback(shop.PaymentProcessor, first, author="ann", reason="undo")
+        history = await admin.history(shop.PaymentProcessor)
+        assert [change.version for change in history] == [first, second, back]
+        assert [change.author for change in history] == ["ann", "bob", "ann"]
+        assert [change.reason for change in history] == ["CA outage", "rollout", "undo"]
+        assert history[2].state == history[0].state == canada_premium(shop)
+        assert history[0].time <= history[1].time <= history[2].time
+        await reader.wait_for_version(back, timeout=5)
+        assert follower.PaymentProcessor.explain(american).implementation == "acme"
+        assert follower.PaymentProcessor.explain(canadian).version == back
+        # The follower's admin reads the same history through the other decoding.
+        assert await reader.admin.history(follower.PaymentProcessor) == history
+        assert reader.status.live and writer.status.live
+        assert reader.status.skipped == writer.status.skipped == 0
+    await writer_client.aclose()
+    await reader_client.aclose()
+
+
+def test_sync_admin_and_a_following_app(redis_url: str, namespace: str, decode: bool) -> None:
+    writer_client = redis.Redis.from_url(redis_url, decode_responses=decode)
+    reader_client = redis.Redis.from_url(redis_url, decode_responses=not decode)
+    writer = feats.App(storage=feats.RedisStorage(writer_client, namespace))
+    reader = feats.App(storage=feats.RedisStorage(reader_client, namespace))
+    shop, follower = declare(writer), declare(reader)
+    canadian, american = user(2, "CA"), user(1, "US")
+    with writer, reader:
+        admin = writer.admin
+        assert admin.get_state(shop.PaymentProcessor) is None
+        first = admin.set_state(
+            shop.PaymentProcessor,
+            canada_premium(shop),
+            author="ann",
+            reason="CA outage",
+            expected_version="",
+        )
+        reader.wait_for_version(first, timeout=5)
+        assert follower.PaymentProcessor.create(canadian) == "premium"
+        with pytest.raises(feats.ConflictError):
+            admin.set_state(
+                shop.PaymentProcessor, None, author="eve", reason="stale", expected_version=""
+            )
+        second = admin.set_state(
+            shop.ImageProcessing,
+            rollout_and_experiment(shop)["ImageProcessing"],
+            author="ops",
+            reason="DDOS",
+        )
+        reader.wait_for_version(second, timeout=5)
+        assert not follower.ImageProcessing.is_enabled(american)
+        back = admin.rollback(shop.PaymentProcessor, first, author="ann", reason="same again")
+        reader.wait_for_version(back, timeout=5)
+        history = admin.history(shop.PaymentProcessor)
+        assert [change.version for change in history] == [first, back]
+        assert reader.admin.history(follower.PaymentProcessor) == history
+        assert admin.get_state(shop.PaymentProcessor) == canada_premium(shop)
+        assert follower.PaymentProcessor.explain(canadian).version == back
+        assert reader.status.live and reader.status.skipped == 0
+    writer_client.close()
+    reader_client.close()
