@@ -94,6 +94,10 @@ class App(AppBase[Feature, Boolean]):
         if self._running:
             return self
         self._running = True
+        # Fresh events: after close() the old stop event is set, and threads started on
+        # it would exit at once, leaving a restarted App on a frozen snapshot.
+        self._stop = threading.Event()
+        self._first_load = threading.Event()
         self._spawn()
         _running.add(self)
         if not self._first_load.wait(self.start_timeout):
@@ -196,7 +200,8 @@ class App(AppBase[Feature, Boolean]):
             buffer.written += len(batch)
 
     def _flush_loop(self) -> None:
-        while not self._stop.wait(self.flush_interval):
+        stop = self._stop
+        while not stop.wait(self.flush_interval):
             self._flush()
 
     def _after_fork_in_child(self) -> None:

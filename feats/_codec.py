@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -120,13 +121,20 @@ def decode_selector(document: Any, where: str) -> Selector:
     weights = _expect(document.get("weights"), dict, f"{where}.weights")
     for name, weight in weights.items():
         _expect(weight, (int, float), f"{where}.weights.{name}")
+        if not 0 <= weight < math.inf:  # NaN fails too
+            raise CodecError(f"{where}.weights.{name}: not a finite non-negative number")
+    if sum(weights.values()) <= 0:
+        raise CodecError(f"{where}.weights: must have a positive sum, got {weights!r}")
     salt_text = document.get("salt")
     salt = None
     if salt_text is not None:
+        _expect(salt_text, str, f"{where}.salt")
         try:
-            salt = int(_expect(salt_text, str, f"{where}.salt"), 16)
+            salt = int(salt_text, 16)
         except ValueError as error:
             raise CodecError(f"{where}.salt: not a hex number: {salt_text!r}") from error
+        if not 0 <= salt < 2**64:
+            raise CodecError(f"{where}.salt: not a 64-bit salt: {salt_text!r}")
     allocation = None
     if document.get("allocation") is not None:
         allocation = []

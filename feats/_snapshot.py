@@ -214,8 +214,27 @@ class CompiledFeature:
         if self._problem is not None:
             return self._pick(self._problem, None)
         fallthrough = self._pick(self._fallthrough, record)
+
+        def failed(error: Exception) -> str:
+            warn(
+                name,
+                f"raised:{type(error).__name__}",
+                f"a segment raised {type(error).__name__}: {error}",
+            )
+            return default
+
         if not self._readers:
-            return fallthrough if self._fallthrough is not None else (lambda args: default)
+            if not isinstance(self._fallthrough, _Split):
+                return fallthrough if self._fallthrough is not None else (lambda args: default)
+
+            def choose_split(args: tuple[Any, ...]) -> str:
+                # The split's segment runs user code: it may raise, evaluation may not.
+                try:
+                    return fallthrough(args)
+                except Exception as error:
+                    return failed(error)
+
+            return choose_split
         table: dict[Any, Pick] = {}
         constants: dict[Any, str] = {}
         single = len(self._readers) == 1
@@ -225,14 +244,6 @@ class CompiledFeature:
                 constants[lookup] = compiled
             else:
                 table[lookup] = self._pick(compiled, record)
-
-        def failed(error: Exception) -> str:
-            warn(
-                name,
-                f"raised:{type(error).__name__}",
-                f"a segment raised {type(error).__name__}: {error}",
-            )
-            return default
 
         if single:
             read, index = self._readers[0].read, self._readers[0].index

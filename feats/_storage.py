@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -225,4 +226,7 @@ class RedisStorage:
     def interrupt(self) -> None:
         """Cut a blocked tail read short (close, fork)."""
         if self._owns_tail:
-            self._tail.connection_pool.disconnect()
+            # Best effort: close() must not fail here (fakeredis refuses to shut a socket
+            # another thread reads); an uninterrupted read still ends with its BLOCK.
+            with contextlib.suppress(Exception):
+                self._tail.connection_pool.disconnect()
