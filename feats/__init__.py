@@ -49,4 +49,7 @@ __all__ = [
     "bucket",
 ]
 
+# `import feats` is enough to reach feats.aio.App, as the API contract writes it.
+from . import aio as aio
+
 __version__ = "0.1.0"

@@ -85,6 +85,7 @@ def encode_record(record: Record) -> str:
         },
         separators=(",", ":"),
         ensure_ascii=False,
+        allow_nan=False,
     )
     if len(text.encode()) > MAX_RECORD_BYTES:
         raise CodecError(
@@ -175,8 +176,9 @@ def decode_state(document: Any, where: str = "state") -> FeatureState:
 
 def decode_record(raw: str | bytes) -> Record:
     """Parse and validate one stored record; CodecError says what is wrong and where."""
-    if len(raw) > MAX_RECORD_BYTES:
-        raise CodecError(f"record is {len(raw)} bytes, over the {MAX_RECORD_BYTES} byte limit")
+    size = len(raw.encode()) if isinstance(raw, str) else len(raw)
+    if size > MAX_RECORD_BYTES:
+        raise CodecError(f"record is {size} bytes, over the {MAX_RECORD_BYTES} byte limit")
     try:
         document = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as error:

@@ -9,7 +9,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, TypeAlias
 
-from ._bucketing import Allocation, allocate, derive_salt
+from ._bucketing import BUCKETS, Allocation, allocate, bucket_counts, derive_salt, shares
 from ._declarations import Registry
 from ._errors import ConfigurationError, NotFoundError
 
@@ -284,6 +284,15 @@ def validate_state(feature: str, state: FeatureState, registry: Registry) -> Non
                 raise ConfigurationError(
                     f"{where}: {rule}: weights must have a positive sum, "
                     f"got {dict(selector.weights)}"
+                )
+            if selector.allocation is not None and shares(selector.allocation) != {
+                name: count / BUCKETS
+                for name, count in bucket_counts(selector.weights).items()
+                if count
+            }:
+                raise ConfigurationError(
+                    f"{where}: {rule}: the allocation does not match the weights "
+                    f"{dict(selector.weights)}; leave allocation out and feats computes it"
                 )
 
 
