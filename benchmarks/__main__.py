@@ -1,0 +1,203 @@
+"""``python -m benchmarks``: run the suite and write results.md, results.json and charts.
+
+Also what ``feats bench`` runs: ``main(argv)`` takes the same arguments and returns the exit
+status (0 when the run completed, whatever the targets say; timings are reported, never
+asserted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.metadata
+import logging
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks._progress import Section, Steps
+from benchmarks._redis import RedisTarget, redis_target
+from benchmarks._results import Failure, Results
+from benchmarks._settings import FULL, QUICK, SECTIONS, Settings
+from benchmarks.evaluation import evaluation_steps, run_evaluation
+from benchmarks.exposures import exposure_steps, run_exposures
+from benchmarks.propagation import propagation_steps, run_propagation
+from benchmarks.report import write_report
+from benchmarks.startup import run_startup, startup_steps
+
+__all__ = ["main"]
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+_DISTRIBUTIONS = (
+    "redis",
+    "hiredis",
+    "xxhash",
+    "growthbook",
+    "launchdarkly-server-sdk",
+    "UnleashClient",
+    "flagsmith",
+    "openfeature-sdk",
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Benchmark feats against a plain-function floor and other flag libraries.",
+    )
+    parser.add_argument("--quick", action="store_true", help="a smaller run, under a minute")
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help=f"results folder (default {DEFAULT_OUT})"
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=SECTIONS,
+        help="run only this section (repeatable); default: all",
+    )
+    parser.add_argument(
+        "--redis-url",
+        help="use this Redis (unique namespaces, deleted afterwards) instead of starting a "
+        "private redis-server on a free loopback port",
+    )
+    parser.add_argument("--no-peers", action="store_true", help="skip the other libraries")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    knobs = parser.add_argument_group("sizes (override the --quick or full defaults)")
+    knobs.add_argument("--users", type=int, help="distinct users per evaluation pass")
+    knobs.add_argument("--repeat", type=int, help="timed passes per evaluation row")
+    knobs.add_argument("--apps", type=int, help="asyncio Apps following the writer")
+    knobs.add_argument("--processes", type=int, help="processes the Apps are spread over")
+    knobs.add_argument("--changes", type=int, help="changes the writer makes")
+    knobs.add_argument("--interval-ms", type=float, help="ms between two changes")
+    knobs.add_argument("--fanout-features", type=int, help="features configured, second run")
+    knobs.add_argument("--startup-features", type=int, help="features loaded at startup")
+    knobs.add_argument("--exposure-seconds", type=float, help="seconds per exposure run")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = QUICK if args.quick else FULL
+    overrides: dict[str, Any] = {
+        name: getattr(args, name)
+        for name in (
+            "users",
+            "repeat",
+            "apps",
+            "processes",
+            "changes",
+            "interval_ms",
+            "fanout_features",
+            "startup_features",
+            "exposure_seconds",
+        )
+        if getattr(args, name) is not None
+    }
+    if args.no_peers:
+        overrides["peers"] = False
+    if args.only:
+        overrides["sections"] = tuple(s for s in SECTIONS if s in args.only)
+    return settings.with_(**overrides)
+
+
+def _cpu() -> str:
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _memory_gb() -> float | str:
+    try:
+        with open("/proc/meminfo") as info:
+            for line in info:
+                if line.startswith("MemTotal:"):
+                    return round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    return "?"
+
+
+def _versions() -> dict[str, str]:
+    import feats
+
+    versions = {"feats": feats.__version__}
+    for name in _DISTRIBUTIONS:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def _machine(argv: Sequence[str], target: RedisTarget | None) -> dict[str, Any]:
+    return {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": _cpu(),
+        "cores": os.cpu_count(),
+        "memory_gb": _memory_gb(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "redis": target.description if target is not None else "no Redis",
+        "command": " ".join(["python -m benchmarks", *argv]),
+        "versions": _versions(),
+    }
+
+
+Runner = Callable[[Settings, Any, Section, Results], None]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the suite; 0 when it completed and wrote its files, 2 on bad arguments."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(arguments)
+    settings = _settings(args)
+    logging.basicConfig(level=logging.ERROR)
+    # feats warns once per cause; a benchmark evaluating millions of times is not the place.
+    logging.getLogger("feats").setLevel(logging.ERROR)
+    out: Path = args.out
+    with redis_target(args.redis_url) as target:
+        url = target.url if target is not None else None
+        results = Results(
+            machine=_machine(arguments, target), settings=dict(vars(settings).items())
+        )
+        plan: list[tuple[str, int, Runner]] = [
+            ("evaluation", evaluation_steps(settings), run_evaluation),
+            ("propagation", propagation_steps(settings), run_propagation),
+            ("startup", startup_steps(settings), run_startup),
+            ("exposures", exposure_steps(settings), run_exposures),
+        ]
+        with Steps(enabled=not args.no_progress) as steps:
+            sections = [(name, steps.section(name, total), run) for name, total, run in plan]
+            for name, section, run in sections:
+                if name not in settings.sections:
+                    continue
+                if name == "propagation" and url is None:
+                    results.failures.append(Failure(name, "feats", "no Redis: section skipped"))
+                    continue
+                started = time.perf_counter()
+                try:
+                    run(settings, url, section, results)
+                except Exception as error:
+                    results.failures.append(
+                        Failure(name, "suite", f"{type(error).__name__}: {error}")
+                    )
+                    steps.log(f"[red]{name} failed: {type(error).__name__}: {error}[/red]")
+                results.sections_seconds[name] = round(time.perf_counter() - started, 1)
+    paths = write_report(results, out)
+    print(f"wrote {', '.join(str(path) for path in paths)}")
+    for target_ in results.targets:
+        verdict = "n/a" if target_.met is None else ("met" if target_.met else "MISSED")
+        print(f"  {verdict:>6}  {target_.name}: {target_.measured} (goal {target_.goal})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

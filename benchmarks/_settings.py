@@ -1,0 +1,63 @@
+"""How big a run is: the full suite, --quick, and per-knob overrides."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Final
+
+__all__ = ["FULL", "QUICK", "SECTIONS", "Settings"]
+
+SECTIONS: Final = ("evaluation", "propagation", "startup", "exposures")
+
+
+@dataclass(frozen=True)
+class Settings:
+    quick: bool
+    # Evaluation: distinct users cycled through, timed passes per row (the median is reported).
+    users: int
+    repeat: int
+    peers: bool
+    # Propagation: Apps spread over processes, changes written one every interval_ms; the
+    # second run has fanout_features configured features.
+    apps: int
+    processes: int
+    changes: int
+    interval_ms: float
+    fanout_features: int
+    # Startup: features configured in Redis (and declared) / flags the peers load.
+    startup_features: int
+    # Exposures: seconds of sustained experiment evaluations per run.
+    exposure_seconds: float
+    sections: tuple[str, ...] = SECTIONS
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+FULL: Final = Settings(
+    quick=False,
+    users=10_000,
+    repeat=9,
+    peers=True,
+    apps=100,
+    processes=4,
+    changes=500,
+    interval_ms=20.0,
+    fanout_features=1_000,
+    startup_features=10_000,
+    exposure_seconds=5.0,
+)
+
+QUICK: Final = Settings(
+    quick=True,
+    users=2_000,
+    repeat=3,
+    peers=True,
+    apps=20,
+    processes=2,
+    changes=60,
+    interval_ms=10.0,
+    fanout_features=200,
+    startup_features=2_000,
+    exposure_seconds=1.0,
+)

@@ -1,0 +1,309 @@
+"""Evaluation cost: ns per call for feats, the plain-function floor and the peers, per scenario."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+import redis.asyncio
+
+import feats
+import feats.aio
+from benchmarks._guard import loopback_only
+from benchmarks._measure import loop_overhead_ns, sanity, time_async, time_sync
+from benchmarks._progress import Section
+from benchmarks._redis import delete_namespace, fresh_namespace
+from benchmarks._results import EvaluationRow, Failure, Results
+from benchmarks._scenarios import (
+    AnyApp,
+    answer_of,
+    build_floor,
+    declare,
+    scenario_states,
+)
+from benchmarks._settings import Settings
+from benchmarks._users import User, make_users
+from benchmarks.peers import SCENARIOS, PeerCase, build_peer_cases
+
+__all__ = ["evaluation_steps", "run_evaluation"]
+
+FEATS_VERSION = feats.__version__
+
+
+def evaluation_steps(settings: Settings) -> int:
+    return 1 + len(SCENARIOS) * (settings.repeat + 1)
+
+
+def _pending(app: AnyApp) -> int:
+    """Exposures recorded and not yet written (the buffer between hot path and writer)."""
+    return len(app._core.exposures)
+
+
+def _sync_storage(url: str | None, namespace: str) -> feats.Storage:
+    if url is None:
+        return feats.MemoryStorage()
+    return feats.RedisStorage(redis=redis.Redis.from_url(url), namespace=namespace)
+
+
+def _aio_storage(url: str | None, namespace: str) -> feats.aio.Storage:
+    if url is None:
+        return feats.aio.MemoryStorage()
+    return feats.aio.RedisStorage(redis=redis.asyncio.Redis.from_url(url), namespace=namespace)
+
+
+def _row(
+    scenario: str,
+    library: str,
+    call: str,
+    version: str,
+    runs: list[float],
+    overhead: float,
+    users: Sequence[User],
+    answers: Sequence[str],
+    note: str = "",
+    exposures: int | None = None,
+) -> EvaluationRow:
+    net = sorted(max(run - overhead, 0.0) for run in runs)
+    shares, problems = sanity(scenario, users, answers)
+    return EvaluationRow(
+        scenario=scenario,
+        library=library,
+        call=call,
+        version=version,
+        ns=round(statistics.median(net), 1),
+        runs=[round(run, 1) for run in net],
+        shares={name: round(share, 2) for name, share in shares.items()},
+        problems=problems,
+        note=note,
+        exposures=exposures,
+    )
+
+
+@dataclass
+class _Subject:
+    library: str
+    call: str
+    version: str
+    note: str
+    fn: Callable[[User], Any]
+    is_async: bool = False
+    exposures: Callable[[], int] | None = None
+    runs: list[float] = field(default_factory=list)
+    answers: list[str] = field(default_factory=list)
+
+
+class _Apps:
+    """A sync and an asyncio App, each with the scenarios declared and configured."""
+
+    def __init__(self, url: str | None) -> None:
+        self.url = url
+        self.storage = "Redis" if url is not None else "MemoryStorage"
+        self.namespaces = (fresh_namespace("eval-sync"), fresh_namespace("eval-aio"))
+        self.sync = feats.App(storage=_sync_storage(url, self.namespaces[0]))
+        self.aio = feats.aio.App(storage=_aio_storage(url, self.namespaces[1]))
+        self.sync_handles = declare(self.sync)
+        self.aio_handles = declare(self.aio)
+        self.stored: dict[str, feats.FeatureState | None] = {}
+
+    async def start(self) -> None:
+        self.sync.start()
+        await self.aio.start()
+        for scenario, state in scenario_states(self.sync_handles).items():
+            feature = self.sync_handles.features[scenario]
+            self.sync.admin.set_state(feature, state, author="bench", reason="scenario")
+            self.stored[scenario] = self.sync.admin.get_state(feature)
+        for scenario, state in scenario_states(self.aio_handles).items():
+            feature = self.aio_handles.features[scenario]
+            await self.aio.admin.set_state(feature, state, author="bench", reason="scenario")
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Wait (untimed) until both exposure writers caught up, so no pass drops any."""
+        deadline = time.monotonic() + timeout
+        # The buffer has no event to wait on: poll it.
+        while (_pending(self.sync) or _pending(self.aio)) and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
+
+    async def close(self) -> None:
+        self.sync.close()
+        await self.aio.aclose()
+        if self.url is not None:
+            for namespace in self.namespaces:
+                await asyncio.to_thread(delete_namespace, self.url, namespace)
+
+
+def _feats_subjects(apps: _Apps, scenario: str, floor_log: deque[Any]) -> list[_Subject]:
+    sync_feature = apps.sync_handles.features[scenario]
+    aio_feature = apps.aio_handles.features[scenario]
+    call = "is_enabled" if scenario == "a" else "create"
+    sync_note = f"sync App on {apps.storage}"
+    aio_note = f"asyncio App on {apps.storage}; awaited back to back in one coroutine"
+    if scenario == "d":
+        sync_note += "; its exposure writer thread runs during the passes"
+        aio_note += "; its exposure writer task runs between passes"
+    floor_note = "one dict lookup, the same xxh3 hash, the call"
+    if scenario == "d":
+        floor_note += ", an append of the exposure to a deque"
+    subjects = [
+        _Subject("feats", f"sync {call}", FEATS_VERSION, sync_note, getattr(sync_feature, call)),
+        _Subject(
+            "feats", f"await {call}", FEATS_VERSION, aio_note, getattr(aio_feature, call), True
+        ),
+        _Subject(
+            "feats",
+            "find_implementation",
+            FEATS_VERSION,
+            "records no exposure" if scenario == "d" else "",
+            sync_feature.find_implementation,
+        ),
+        _Subject(
+            "floor",
+            "plain function",
+            "",
+            floor_note,
+            build_floor(scenario, apps.stored.get(scenario), floor_log),
+        ),
+    ]
+    if scenario == "d":
+        # The same split as a Rollout: what recording exposures costs on the hot path.
+        off_note = "the same three-way split configured as a Rollout: no exposures"
+        subjects += [
+            _Subject(
+                "feats",
+                "sync create, exposures off",
+                FEATS_VERSION,
+                off_note,
+                apps.sync_handles.features["d-off"].create,
+            ),
+            _Subject(
+                "feats",
+                "await create, exposures off",
+                FEATS_VERSION,
+                off_note,
+                apps.aio_handles.features["d-off"].create,
+                True,
+            ),
+        ]
+    return subjects
+
+
+def _peer_subjects(scenario: str, results: Results) -> tuple[list[_Subject], list[PeerCase]]:
+    cases, failures = build_peer_cases(scenario)
+    for failure in failures:
+        results.failures.append(
+            Failure(f"evaluation ({scenario})", failure.library, failure.reason)
+        )
+    subjects = [
+        _Subject(
+            case.library, "evaluate", case.version, case.note, case.evaluate, False, case.exposures
+        )
+        for case in cases
+    ]
+    return subjects, cases
+
+
+async def _answers(subject: _Subject, users: Sequence[User]) -> list[str]:
+    if subject.is_async:
+        return [answer_of(await subject.fn(user)) for user in users]
+    return [answer_of(subject.fn(user)) for user in users]
+
+
+async def _scenario(
+    scenario: str,
+    apps: _Apps,
+    settings: Settings,
+    users: Sequence[User],
+    overhead: float,
+    section: Section,
+    results: Results,
+) -> None:
+    subjects = _feats_subjects(apps, scenario, deque(maxlen=100_000))
+    cases: list[PeerCase] = []
+    if settings.peers:
+        section.note(f"({scenario}) setting up the peers")
+        peers, cases = _peer_subjects(scenario, results)
+        subjects += peers
+    try:
+        for subject in list(subjects):
+            section.note(f"({scenario}) {subject.library} {subject.call}: answers")
+            try:
+                subject.answers = await _answers(subject, users)
+            except Exception as error:
+                results.failures.append(
+                    Failure(f"evaluation ({scenario})", subject.library, _reason(error))
+                )
+                subjects.remove(subject)
+        await apps.drain()
+        section.advance(f"({scenario}) answers checked")
+        # Passes interleave (one of every subject per round) so drift hits all rows alike.
+        for round_ in range(settings.repeat):
+            section.note(f"({scenario}) timing, round {round_ + 1} of {settings.repeat}")
+            for subject in subjects:
+                if subject.is_async:
+                    subject.runs += await time_async(subject.fn, users, 1)
+                else:
+                    subject.runs += time_sync(subject.fn, users, 1)
+                await apps.drain()
+            section.advance(f"({scenario}) round {round_ + 1} of {settings.repeat}")
+    finally:
+        for case in cases:
+            try:
+                case.close()
+            except Exception as error:
+                results.failures.append(
+                    Failure(f"evaluation ({scenario})", case.library, f"close: {_reason(error)}")
+                )
+    for subject in subjects:
+        results.evaluation.append(
+            _row(
+                scenario,
+                subject.library,
+                subject.call,
+                subject.version,
+                subject.runs,
+                overhead,
+                users,
+                subject.answers,
+                subject.note,
+                subject.exposures() if subject.exposures is not None else None,
+            )
+        )
+
+
+def _reason(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+async def _run(
+    settings: Settings,
+    url: str | None,
+    users: Sequence[User],
+    overhead: float,
+    section: Section,
+    results: Results,
+) -> None:
+    apps = _Apps(url)
+    await apps.start()
+    try:
+        with loopback_only() as guard:
+            for scenario in SCENARIOS:
+                await _scenario(scenario, apps, settings, users, overhead, section, results)
+    finally:
+        await apps.close()
+    for attempt in guard.attempts:
+        results.failures.append(Failure("evaluation", "network guard", attempt))
+
+
+def run_evaluation(settings: Settings, url: str | None, section: Section, results: Results) -> None:
+    """Every scenario: feats (sync, awaited, find_implementation), the floor, the peers."""
+    users = make_users(settings.users)
+    overhead = loop_overhead_ns(users, max(settings.repeat, 5))
+    results.loop_overhead_ns = round(overhead, 2)
+    section.advance("loop overhead")
+    asyncio.run(_run(settings, url, users, overhead, section, results))
+    section.done()

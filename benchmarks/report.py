@@ -1,0 +1,591 @@
+"""Turn Results into targets, results.md, results.json and PNG charts."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks._results import EvaluationRow, Results, StartupRow, Target
+from benchmarks.peers import PEER_LIBRARIES, SCENARIOS
+
+__all__ = ["compute_targets", "write_report"]
+
+SCENARIO_TITLES = {
+    "a": "(a) boolean, 50% rollout on the user id",
+    "b": "(b) Country=CA static premium, three-way rollout for everyone else",
+    "c": "(c) no configuration: the default answers",
+    "d": "(d) three-way experiment, exposure recording on",
+}
+# The rows of the summary table and chart, in order: feats first, the floor, then the peers.
+FEATS_CALLS = ("sync", "await", "find_implementation")
+
+
+# --------------------------------------------------------------------------- lookups
+
+
+def _row(results: Results, scenario: str, library: str, call_prefix: str) -> EvaluationRow | None:
+    for row in results.evaluation:
+        if row.scenario == scenario and row.library == library and row.call == call_prefix:
+            return row
+    for row in results.evaluation:
+        if (
+            row.scenario == scenario
+            and row.library == library
+            and row.call.startswith(call_prefix)
+            and "off" not in row.call
+        ):
+            return row
+    return None
+
+
+def _floor(results: Results, scenario: str) -> EvaluationRow | None:
+    return _row(results, scenario, "floor", "plain function")
+
+
+def _fastest_peer(results: Results, scenario: str) -> EvaluationRow | None:
+    peers = [
+        row
+        for row in results.evaluation
+        if row.scenario == scenario and row.library in PEER_LIBRARIES and row.ok
+    ]
+    return min(peers, key=lambda row: row.ns, default=None)
+
+
+def _fmt_ns(ns: float) -> str:
+    if math.isnan(ns):
+        return "n/a"
+    if ns >= 10_000:
+        return f"{ns / 1000:,.1f} µs"
+    return f"{ns:,.0f} ns"
+
+
+def _fmt(value: float, digits: int = 2) -> str:
+    return "n/a" if math.isnan(value) else f"{value:,.{digits}f}"
+
+
+# --------------------------------------------------------------------------- targets
+
+
+def compute_targets(results: Results) -> list[Target]:
+    """Every issue-4 target as a ratio or a figure from this one run."""
+    targets: list[Target] = []
+    sync_a = _row(results, "a", "feats", "sync")
+    floor_a = _floor(results, "a")
+    if sync_a and floor_a:
+        ratio = sync_a.ns / floor_a.ns
+        targets.append(
+            Target(
+                "(a) sync is_enabled vs the floor",
+                "≤ 3x the floor",
+                f"{ratio:.2f}x ({_fmt_ns(sync_a.ns)} vs {_fmt_ns(floor_a.ns)})",
+                ratio <= 3.0,
+            )
+        )
+    peer_a = _fastest_peer(results, "a")
+    if sync_a and peer_a:
+        ratio = peer_a.ns / sync_a.ns
+        targets.append(
+            Target(
+                "(a) vs the fastest peer",
+                "≥ 5x faster",
+                f"{ratio:.1f}x faster than {peer_a.library} ({_fmt_ns(peer_a.ns)})",
+                ratio >= 5.0,
+            )
+        )
+    ratios = []
+    for scenario in SCENARIOS:
+        sync = _row(results, scenario, "feats", "sync")
+        awaited = _row(results, scenario, "feats", "await")
+        if sync and awaited:
+            ratios.append((scenario, awaited.ns / sync.ns))
+    if ratios:
+        worst = max(ratio for _, ratio in ratios)
+        targets.append(
+            Target(
+                "await create vs sync create",
+                "≤ 1.5x",
+                ", ".join(f"({s}) {r:.2f}x" for s, r in ratios),
+                worst <= 1.5,
+                "(a) compares await is_enabled with sync is_enabled",
+            )
+        )
+    for run in results.propagation:
+        targets.append(
+            Target(
+                f"propagation p99, {run.apps} Apps, {run.features:,} feature(s) configured",
+                "≤ 5 ms",
+                f"{_fmt(run.p99_ms)} ms (p50 {_fmt(run.p50_ms)} ms, max {_fmt(run.max_ms)} ms)",
+                run.p99_ms <= 5.0 and run.missing == 0,
+                f"{run.missing} missed" if run.missing else "",
+            )
+        )
+    for row in results.startup:
+        if row.library != "feats" or "await" not in row.what:
+            continue
+        met = row.ms <= 100.0 and row.rss_mb <= 20.0
+        kind = row.what.rsplit(", ", 1)[-1]
+        targets.append(
+            Target(
+                f"startup, {row.flags:,} features ({kind})",
+                "≤ 100 ms and ≤ 20 MB",
+                f"{row.ms:,.0f} ms, {row.rss_mb:,.1f} MB",
+                met,
+            )
+        )
+    on = next((r for r in results.exposures if r.app == "asyncio" and r.exposures), None)
+    off = next((r for r in results.exposures if r.app == "asyncio" and not r.exposures), None)
+    if on is not None:
+        rate = on.in_redis / max(on.seconds + on.drain_seconds, 1e-9)
+        targets.append(
+            Target(
+                "sustained exposures into Redis (asyncio App)",
+                "≥ 100,000/s",
+                f"{rate:,.0f}/s ({on.dropped:,} dropped)",
+                rate >= 100_000 and on.dropped == 0,
+            )
+        )
+    if on is not None and off is not None:
+        ratio = on.ns_per_evaluation / off.ns_per_evaluation
+        sync_on = _row(results, "d", "feats", "sync create")
+        sync_off = _row(results, "d", "feats", "sync create, exposures off")
+        detail = "sustained, the exposure writer's work included"
+        if sync_on and sync_off:
+            detail += f"; hot path alone (table d, sync): {sync_on.ns / sync_off.ns:.2f}x"
+        targets.append(
+            Target(
+                "(d) exposures on vs off",
+                "≤ 1.2x (20% slower)",
+                f"{ratio:.2f}x ({_fmt_ns(on.ns_per_evaluation)} vs "
+                f"{_fmt_ns(off.ns_per_evaluation)})",
+                ratio <= 1.2,
+                detail,
+            )
+        )
+    return targets
+
+
+# --------------------------------------------------------------------------- markdown
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str = "") -> list[str]:
+    align = align or "l" * len(header)
+    marks = {"l": "---", "r": "---:", "c": ":---:"}
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(marks[a] for a in align) + "|"]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return lines
+
+
+def _shares(row: EvaluationRow) -> str:
+    parts = [f"{name} {share:.1f}%" for name, share in row.shares.items()]
+    text = ", ".join(parts)
+    if row.exposures is not None:
+        text += f"; {row.exposures:,} exposures"
+    return text
+
+
+def _summary_rows(results: Results) -> list[tuple[str, str]]:
+    seen: list[tuple[str, str]] = []
+    for row in results.evaluation:
+        key = (row.library, row.call)
+        if key not in seen:
+            seen.append(key)
+    order = {"feats": 0, "floor": 1}
+    return sorted(seen, key=lambda key: order.get(key[0], 2))
+
+
+def _call_label(library: str, call: str) -> str:
+    return f"{library} `{call}`" if library in ("feats",) else library
+
+
+def _evaluation_md(results: Results) -> list[str]:
+    lines = ["## Evaluation cost", ""]
+    lines.append(
+        "Nanoseconds per call, the median of the timed passes; every pass evaluates each of "
+        f"{results.settings.get('users', 0):,} distinct users once. The bare loop "
+        f"({results.loop_overhead_ns:.1f} ns per iteration) is subtracted from every row. "
+        "Passes of all rows of a scenario are interleaved, so drift of the machine hits every "
+        "row alike. Ratios are to the floor of the same scenario."
+    )
+    lines.append("")
+    header = ["library", "call", *[f"({s})" for s in SCENARIOS]]
+    rows = []
+    for library, call in _summary_rows(results):
+        cells = [library, f"`{call}`" if library == "feats" else call]
+        for scenario in SCENARIOS:
+            row = next(
+                (
+                    r
+                    for r in results.evaluation
+                    if r.scenario == scenario and r.library == library and r.call == call
+                ),
+                None,
+            )
+            cells.append("" if row is None else _fmt_ns(row.ns) + ("" if row.ok else " ⚠"))
+        rows.append(cells)
+    lines += _table(header, rows, "ll" + "r" * len(SCENARIOS))
+    lines += ["", "![Evaluation cost per library and scenario](evaluation.png)", ""]
+    for scenario in SCENARIOS:
+        lines += [f"### {SCENARIO_TITLES[scenario]}", ""]
+        floor = _floor(results, scenario)
+        rows = []
+        for row in sorted(
+            (r for r in results.evaluation if r.scenario == scenario),
+            key=lambda r: ({"feats": 0, "floor": 1}.get(r.library, 2), r.ns),
+        ):
+            ratio = f"{row.ns / floor.ns:.2f}x" if floor and floor.ns > 0 else ""
+            version = f" {row.version}" if row.version and row.library != "feats" else ""
+            sanity = "ok" if row.ok else "CHECK: " + "; ".join(row.problems)
+            rows.append(
+                [
+                    f"{row.library}{version}",
+                    f"`{row.call}`" if row.library == "feats" else row.call,
+                    _fmt_ns(row.ns),
+                    ratio,
+                    _shares(row),
+                    sanity,
+                ]
+            )
+        lines += _table(
+            [
+                "library",
+                "call",
+                "per call",
+                "x floor",
+                "share of users per implementation",
+                "sanity",
+            ],
+            rows,
+            "llrrll",
+        )
+        lines.append("")
+    return lines
+
+
+def _propagation_md(results: Results) -> list[str]:
+    if not results.propagation:
+        return []
+    lines = ["## Propagation", ""]
+    first = results.propagation[0]
+    lines.append(
+        f"One writer (an asyncio App calling `admin.set_state`) and {first.apps} asyncio Apps "
+        f"in {first.processes} processes, each App with its own Redis connections; "
+        f"{first.changes} changes, one every {first.interval_ms:g} ms. Latency: from the "
+        "writer's call (wall clock) to each App's change listener, which runs right after the "
+        "App swapped in the new snapshot. Every (App, change) pair is one sample."
+    )
+    lines.append("")
+    rows = [
+        [
+            f"{run.features:,}",
+            f"{run.apps}",
+            f"{run.processes}",
+            f"{run.changes}",
+            _fmt(run.p50_ms),
+            _fmt(run.p99_ms),
+            _fmt(run.max_ms),
+            f"{run.samples:,}",
+            f"{run.missing:,}",
+            _fmt(run.write_ms_p50),
+        ]
+        for run in results.propagation
+    ]
+    lines += _table(
+        [
+            "features configured",
+            "Apps",
+            "processes",
+            "changes",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "samples",
+            "missed",
+            "writer's set_state p50 ms",
+        ],
+        rows,
+        "rrrrrrrrrr",
+    )
+    lines += ["", "The peers' documented default refresh, for comparison:", ""]
+    poll_rows = [
+        [
+            poll.library,
+            "push (streaming)" if poll.default_seconds is None else f"{poll.default_seconds:g} s",
+            poll.mechanism,
+            poll.source,
+        ]
+        for poll in results.poll_intervals
+    ]
+    lines += _table(["library", "default", "mechanism", "source"], poll_rows)
+    lines += ["", "![Propagation latency CDF](propagation_cdf.png)", ""]
+    return lines
+
+
+def _startup_md(results: Results) -> list[str]:
+    if not results.startup:
+        return []
+    lines = ["## Startup and memory", ""]
+    lines.append(
+        "Each row is a fresh interpreter that imported and declared everything first; measured "
+        "is the wall time and the growth of the resident set from `start()` to the first "
+        "evaluation (feats, configuration read from Redis) or from parsing a local document "
+        "to the first evaluation (the peers)."
+    )
+    lines.append("")
+    rows = [
+        [
+            f"{row.library} {row.version}",
+            f"{row.flags:,}",
+            row.what,
+            f"{row.ms:,.1f}",
+            f"{row.rss_mb:,.1f}",
+            row.note,
+        ]
+        for row in results.startup
+    ]
+    lines += _table(["library", "flags", "what", "ms", "RSS growth MB", "note"], rows, "lrlrrl")
+    lines += ["", "![Startup time and memory](startup.png)", ""]
+    return lines
+
+
+def _exposures_md(results: Results) -> list[str]:
+    if not results.exposures:
+        return []
+    lines = ["## Exposures", ""]
+    lines.append(
+        "Scenario (d) evaluated flat out for the given seconds (the asyncio loop yields every "
+        "1,000 calls so the writer task runs); 'off' is the same split as a Rollout. Written "
+        "exposures are counted back from the Redis stream; the rate includes the time to drain "
+        "the buffer after the loop stopped."
+    )
+    lines.append("")
+    rows = []
+    for run in results.exposures:
+        rate = run.in_redis / max(run.seconds + run.drain_seconds, 1e-9) if run.exposures else 0
+        rows.append(
+            [
+                run.app,
+                "on" if run.exposures else "off",
+                f"{run.seconds:.1f}",
+                f"{run.evaluations:,}",
+                _fmt_ns(run.ns_per_evaluation),
+                f"{run.in_redis:,}",
+                f"{run.dropped:,}",
+                f"{rate:,.0f}" if run.exposures else "",
+            ]
+        )
+    lines += _table(
+        [
+            "App",
+            "exposures",
+            "seconds",
+            "evaluations",
+            "per evaluation",
+            "in Redis",
+            "dropped",
+            "exposures/s",
+        ],
+        rows,
+        "llrrrrrr",
+    )
+    lines.append("")
+    return lines
+
+
+def _targets_md(results: Results) -> list[str]:
+    lines = ["## Targets", ""]
+    rows = [
+        [
+            target.name,
+            target.goal,
+            target.measured,
+            "n/a" if target.met is None else ("met" if target.met else "**missed**"),
+            target.detail,
+        ]
+        for target in results.targets
+    ]
+    lines += _table(["target", "goal", "measured", "", "detail"], rows)
+    lines.append("")
+    return lines
+
+
+def _notes_md(results: Results) -> list[str]:
+    lines = ["## Peer setups", ""]
+    notes: dict[str, str] = {}
+    for row in results.evaluation:
+        if row.library in PEER_LIBRARIES:
+            notes.setdefault(f"{row.library} {row.version} ({row.scenario})", row.note)
+    lines += [f"- **{key}**: {note}" for key, note in notes.items()]
+    lines.append("")
+    if results.failures:
+        lines += ["## Failures and skips", ""]
+        lines += [f"- {f.section}: {f.library}: {f.reason}" for f in results.failures]
+        lines.append("")
+    return lines
+
+
+def _header_md(results: Results) -> list[str]:
+    machine = results.machine
+    settings = results.settings
+    lines = ["# feats benchmark results", ""]
+    lines.append(
+        f"Run {machine.get('date', '?')} on {machine.get('cpu', '?')} "
+        f"({machine.get('cores', '?')} cores, {machine.get('memory_gb', '?')} GB), "
+        f"{machine.get('os', '?')}, Python {machine.get('python', '?')}; "
+        f"{machine.get('redis', 'no Redis')}."
+    )
+    lines.append("")
+    lines.append(f"Command: `{machine.get('command', 'python -m benchmarks')}`")
+    lines.append("")
+    versions = ", ".join(
+        f"{name} {version}" for name, version in machine.get("versions", {}).items()
+    )
+    if versions:
+        lines += [f"Versions: {versions}.", ""]
+    knobs = ", ".join(f"{k}={v}" for k, v in settings.items() if k != "sections")
+    lines += [f"Settings: {knobs}.", ""]
+    return lines
+
+
+def _markdown(results: Results) -> str:
+    lines = _header_md(results)
+    lines += _targets_md(results)
+    lines += _evaluation_md(results)
+    lines += _propagation_md(results)
+    lines += _startup_md(results)
+    lines += _exposures_md(results)
+    lines += _notes_md(results)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+# --------------------------------------------------------------------------- charts
+
+
+def _charts(results: Results, out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written: list[Path] = []
+    keys = _summary_rows(results)
+    if keys:
+        figure, axes = plt.subplots(figsize=(12, 5.5))
+        width = 0.8 / len(keys)
+        colors = plt.get_cmap("tab20").colors  # type: ignore[attr-defined]
+        for index, (library, call) in enumerate(keys):
+            values = []
+            for scenario in SCENARIOS:
+                row = next(
+                    (
+                        r
+                        for r in results.evaluation
+                        if r.scenario == scenario and r.library == library and r.call == call
+                    ),
+                    None,
+                )
+                values.append(row.ns if row is not None else 0.0)
+            positions = [s + (index - (len(keys) - 1) / 2) * width for s in range(len(SCENARIOS))]
+            label = f"feats {call}" if library == "feats" else library
+            axes.bar(positions, values, width, label=label, color=colors[index % len(colors)])
+        axes.set_yscale("log")
+        axes.set_ylabel("ns per evaluation (log scale)")
+        axes.set_xticks(range(len(SCENARIOS)))
+        axes.set_xticklabels([SCENARIO_TITLES[s].split(", ")[0] for s in SCENARIOS])
+        axes.set_title("Evaluation cost per library and scenario (lower is better)")
+        axes.grid(axis="y", which="both", alpha=0.3)
+        axes.legend(fontsize=8, ncol=2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        figure.tight_layout()
+        path = out / "evaluation.png"
+        figure.savefig(path, dpi=110)
+        plt.close(figure)
+        written.append(path)
+    if results.propagation:
+        figure, axes = plt.subplots(figsize=(10, 5))
+        for run in results.propagation:
+            if not run.quantiles_ms:
+                continue
+            fractions = [
+                step / (len(run.quantiles_ms) - 1) for step in range(len(run.quantiles_ms))
+            ]
+            axes.plot(
+                [max(v, 0.01) for v in run.quantiles_ms],
+                fractions,
+                label=f"feats, {run.apps} Apps, {run.features:,} feature(s) configured",
+            )
+        axes.axvline(5, color="grey", linestyle=":", label="target p99: 5 ms")
+        for poll in results.poll_intervals:
+            if poll.default_seconds is not None:
+                axes.axvline(
+                    poll.default_seconds * 1000, linestyle="--", alpha=0.6, color="tab:red"
+                )
+                axes.text(
+                    poll.default_seconds * 1000,
+                    0.05 + 0.1 * results.poll_intervals.index(poll),
+                    f" {poll.library} polls every {poll.default_seconds:g} s",
+                    fontsize=8,
+                    color="tab:red",
+                )
+        axes.set_xscale("log")
+        axes.set_xlabel("ms from the writer's call to the App's new snapshot (log scale)")
+        axes.set_ylabel("fraction of (App, change) samples")
+        axes.set_ylim(0, 1.01)
+        axes.set_title("Propagation latency CDF")
+        axes.grid(alpha=0.3, which="both")
+        axes.legend(fontsize=8, loc="center right")
+        figure.tight_layout()
+        path = out / "propagation_cdf.png"
+        figure.savefig(path, dpi=110)
+        plt.close(figure)
+        written.append(path)
+    if results.startup:
+        figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+        labels = [_startup_label(row) for row in results.startup]
+        left.barh(labels, [row.ms for row in results.startup], color="tab:blue")
+        left.set_xlabel("ms to first evaluation")
+        right.barh(labels, [row.rss_mb for row in results.startup], color="tab:orange")
+        right.set_xlabel("resident memory growth, MB")
+        right.set_yticklabels([])
+        flags = results.startup[0].flags
+        figure.suptitle(f"Startup with {flags:,} configured flags (lower is better)")
+        for axes_ in (left, right):
+            axes_.invert_yaxis()
+            axes_.grid(axis="x", alpha=0.3)
+        figure.tight_layout()
+        path = out / "startup.png"
+        figure.savefig(path, dpi=110)
+        plt.close(figure)
+        written.append(path)
+    return written
+
+
+def _startup_label(row: StartupRow) -> str:
+    if row.library != "feats":
+        return row.library
+    call = "aio" if "await" in row.what else "sync"
+    return f"feats {call}, {row.what.rsplit(', ', 1)[-1]}"
+
+
+# --------------------------------------------------------------------------- entry
+
+
+def _jsonable(results: Results) -> dict[str, Any]:
+    document = dataclasses.asdict(results)
+    for row in document["evaluation"]:
+        row["ok"] = not row["problems"]
+    return document
+
+
+def write_report(results: Results, out: Path) -> list[Path]:
+    """Write results.md, results.json and the charts into ``out``; return their paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    results.targets = compute_targets(results)
+    paths = _charts(results, out)
+    markdown = out / "results.md"
+    markdown.write_text(_markdown(results), encoding="utf-8")
+    document = out / "results.json"
+    document.write_text(json.dumps(_jsonable(results), indent=1, ensure_ascii=False) + "\n")
+    return [markdown, document, *paths]
