@@ -72,6 +72,7 @@ class CompiledFeature:
         "_fallthrough",
         "_problem",
         "_readers",
+        "_record",
         "_rules",
         "_warn",
         "choose",
@@ -109,8 +110,23 @@ class CompiledFeature:
             isinstance(c, _Split) and isinstance(c.selector, Experiment)
             for c in (*self._rules.values(), self._fallthrough)
         )
-        self.choose: Pick = self._build(None)
-        self.use: Pick = self._build(record) if self.has_experiment else self.choose
+        # choose and use are built on first use (__getattr__): loading 10,000 features
+        # builds no closures for the ones this process never evaluates.
+        self._record = record
+
+    choose: Pick
+    use: Pick
+
+    def __getattr__(self, attribute: str) -> Any:
+        """Only reached while a slot is unset: build ``choose`` and ``use`` on first use."""
+        if attribute != "choose" and attribute != "use":
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {attribute!r}")
+        choose = self._build(None)
+        use = self._build(self._record) if self.has_experiment else choose
+        # Two threads may race here; both build the same thing, either result is right.
+        self.choose = choose
+        self.use = use
+        return choose if attribute == "choose" else use
 
     # -- compilation -------------------------------------------------------------------
 
@@ -175,7 +191,12 @@ class CompiledFeature:
 
     # -- the hot path ------------------------------------------------------------------
 
-    def _pick(self, compiled: _Compiled | None, record: RecordExposure | None) -> Pick:
+    def _pick(
+        self,
+        compiled: _Compiled | None,
+        record: RecordExposure | None,
+        failed: Callable[[Exception], str],
+    ) -> Pick:
         default = self.default
         if compiled is None:
             return lambda args: default
@@ -189,31 +210,51 @@ class CompiledFeature:
                 return default
 
             return drift
+        # A split runs the segment, user code: it may raise, evaluation may not. Each split
+        # guards itself (a try costs nothing until it catches), so no wrapper call is needed.
         read, index, salt = compiled.reader.read, compiled.reader.index, compiled.salt
         starts, names = compiled.starts, compiled.names
         if record is None or not isinstance(compiled.selector, Experiment):
+            if len(names) == 2:
+                # Two ranges (any boolean rollout): one comparison instead of a bisect.
+                first, second, cut = names[0], names[1], starts[1]
+
+                def split_two(args: tuple[Any, ...]) -> str:
+                    try:
+                        if _hash(read(args[index]).encode(), salt) % BUCKETS < cut:
+                            return first
+                        return second
+                    except Exception as error:
+                        return failed(error)
+
+                return split_two
 
             def split(args: tuple[Any, ...]) -> str:
-                return names[
-                    bisect_right(starts, _hash(read(args[index]).encode(), salt) % BUCKETS) - 1
-                ]
+                try:
+                    return names[
+                        bisect_right(starts, _hash(read(args[index]).encode(), salt) % BUCKETS) - 1
+                    ]
+                except Exception as error:
+                    return failed(error)
 
             return split
-        feature, version = self.name, self.version
+        feature, version, emit = self.name, self.version, record
 
         def experiment(args: tuple[Any, ...]) -> str:
-            value = read(args[index])
-            implementation = names[bisect_right(starts, _hash(value.encode(), salt) % BUCKETS) - 1]
-            record(feature, implementation, value, version)
-            return implementation
+            try:
+                value = read(args[index])
+                implementation = names[
+                    bisect_right(starts, _hash(value.encode(), salt) % BUCKETS) - 1
+                ]
+                emit(feature, implementation, value, version)
+                return implementation
+            except Exception as error:
+                return failed(error)
 
         return experiment
 
     def _build(self, record: RecordExposure | None) -> Pick:
         default, name, warn = self.default, self.name, self._warn
-        if self._problem is not None:
-            return self._pick(self._problem, None)
-        fallthrough = self._pick(self._fallthrough, record)
 
         def failed(error: Exception) -> str:
             warn(
@@ -223,18 +264,11 @@ class CompiledFeature:
             )
             return default
 
+        if self._problem is not None:
+            return self._pick(self._problem, None, failed)
+        fallthrough = self._pick(self._fallthrough, record, failed)
         if not self._readers:
-            if not isinstance(self._fallthrough, _Split):
-                return fallthrough if self._fallthrough is not None else (lambda args: default)
-
-            def choose_split(args: tuple[Any, ...]) -> str:
-                # The split's segment runs user code: it may raise, evaluation may not.
-                try:
-                    return fallthrough(args)
-                except Exception as error:
-                    return failed(error)
-
-            return choose_split
+            return fallthrough
         table: dict[Any, Pick] = {}
         constants: dict[Any, str] = {}
         single = len(self._readers) == 1
@@ -243,7 +277,7 @@ class CompiledFeature:
             if isinstance(compiled, str):
                 constants[lookup] = compiled
             else:
-                table[lookup] = self._pick(compiled, record)
+                table[lookup] = self._pick(compiled, record, failed)
 
         if single:
             read, index = self._readers[0].read, self._readers[0].index
