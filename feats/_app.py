@@ -13,7 +13,7 @@ from typing import Any
 from ._admin import Admin
 from ._base import AppBase
 from ._catalog import CatalogPublisher
-from ._core import CheckEpoch, Load, Read, Tail, Wait, version_at_least
+from ._core import CheckEpoch, Load, Read, Reseed, Tail, Wait, version_at_least
 from ._handles import FeatureHandleBase
 from ._layout import encode_exposures
 from ._storage import MemoryStorage, Storage
@@ -73,10 +73,15 @@ class App(AppBase[Feature, Boolean]):
         block_ms: int = 2_000,
         flush_interval: float = 0.05,
         exposure_capacity: int = 100_000,
+        reseed: bool = True,
     ) -> None:
+        """``reseed``: when the store lost configuration this App still serves (Redis
+        restarted empty, a failover lost writes), write it back from the snapshot; with
+        False, or if the ACL forbids it, keep serving it and report it as ``diverged``."""
         super().__init__(exposure_capacity=exposure_capacity)
         self.storage: Storage = storage if storage is not None else MemoryStorage()
         self.start_timeout = start_timeout
+        self.reseed = reseed
         self.flush_interval = flush_interval
         self._block_ms = block_ms
         self.admin = Admin(self)
@@ -115,7 +120,7 @@ class App(AppBase[Feature, Boolean]):
         return self
 
     def _spawn(self) -> None:
-        tail = Tail(self._core, block_ms=self.storage.block_ms(self._block_ms))
+        tail = Tail(self._core, block_ms=self.storage.block_ms(self._block_ms), reseed=self.reseed)
         self._threads = [
             threading.Thread(target=self._tail_loop, args=(tail,), name="feats-tail", daemon=True),
             threading.Thread(target=self._flush_loop, name="feats-exposures", daemon=True),
@@ -170,6 +175,8 @@ class App(AppBase[Feature, Boolean]):
                 elif isinstance(action, CheckEpoch):
                     tail.on_epoch(storage.get_epoch())
                     self._publish_catalog()
+                elif isinstance(action, Reseed):
+                    tail.on_reseeded(storage.reseed(action.items, action.epoch))
                 elif isinstance(action, Wait):
                     stop.wait(action.seconds)
                     tail.on_waited()

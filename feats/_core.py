@@ -10,10 +10,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ._codec import Record, decode_record
+from ._codec import MAX_RECORD_BYTES, Record, decode_record, encode_record
 from ._declarations import Registry
-from ._errors import CodecError
+from ._errors import CodecError, FeatsError
 from ._snapshot import CompiledFeature, Evaluation
+from ._state import validate_state
 
 __all__ = [
     "Action",
@@ -25,6 +26,7 @@ __all__ = [
     "Problem",
     "RawEntry",
     "Read",
+    "Reseed",
     "Status",
     "Tail",
     "Wait",
@@ -35,6 +37,10 @@ __all__ = [
 logger = logging.getLogger("feats")
 
 ZERO_VERSION = "0-0"
+MAX_ENTRY_CHARS = MAX_RECORD_BYTES + 4096
+"""A change-log entry larger than this is skipped unread: its record alone may not exceed
+MAX_RECORD_BYTES, and its other fields are a feature name and a version."""
+MAX_RESEED_ATTEMPTS = 3
 
 
 def parse_version(version: str) -> tuple[int, int]:
@@ -45,6 +51,14 @@ def parse_version(version: str) -> tuple[int, int]:
 
 def version_at_least(version: str, wanted: str) -> bool:
     return parse_version(version) >= parse_version(wanted)
+
+
+def _position(version: str) -> tuple[int, int]:
+    """parse_version for text read from storage: a malformed version sorts first."""
+    try:
+        return parse_version(version)
+    except ValueError:
+        return (-1, -1)
 
 
 @dataclass(frozen=True)
@@ -78,7 +92,15 @@ StatusName = Literal["initializing", "live", "stale"]
 
 @dataclass(frozen=True)
 class Status:
-    """How current an App's snapshot is."""
+    """How current an App's snapshot is.
+
+    ``state`` is ``initializing`` (nothing loaded yet: defaults answer), ``live`` (following
+    the change log) or ``stale`` (the last good configuration answers, but this App cannot
+    confirm it is current: storage unreachable or silent, the store lost configuration this
+    App still serves, or the process was forked). ``lag`` is how far behind the stream head
+    this App may be, in seconds: 0.0 while live, otherwise the time since it last confirmed
+    it held the head (None before it ever did).
+    """
 
     state: StatusName
     version: str | None
@@ -89,10 +111,26 @@ class Status:
     exposures_dropped: int = 0
     exposures_written: int = 0
     problems: tuple[Problem, ...] = field(default=())
+    confirmed_at: float | None = None
+    """Wall-clock time this App last confirmed it held the stream head."""
+    outages: int = 0
+    """How many times the App went stale."""
+    reloads: int = 0
+    """Full loads applied: the first one, then one per gap or replaced store."""
+    reseeds: int = 0
+    """How many times this App wrote its snapshot back into a store that had lost it."""
+    diverged: tuple[str, ...] = ()
+    """Features this App serves at a version the store lacks (it lost them); kept, not reset."""
+    exposures_buffered: int = 0
+    exposure_capacity: int = 0
 
     @property
     def live(self) -> bool:
         return self.state == "live"
+
+    @property
+    def stale(self) -> bool:
+        return self.state == "stale"
 
 
 class ExposureBuffer:
@@ -151,6 +189,13 @@ class AppCore:
         self.skipped = 0
         self.problems: deque[Problem] = deque(maxlen=50)
         self.last_applied_at: float | None = None
+        self.confirmed_at: float | None = None
+        self.silence_limit: float | None = None
+        """Seconds without a word from storage after which a live App reports itself stale."""
+        self.outages = 0
+        self.reloads = 0
+        self.reseeds = 0
+        self.diverged: set[str] = set()
         self._warned: set[tuple[str, str]] = set()
         self.listeners: list[Listener] = []
 
@@ -174,26 +219,59 @@ class AppCore:
         if state != self.state:
             self.state_since = time.time()
             if state == "stale":
+                self.outages += 1
                 logger.warning("feats: configuration is stale: %s", error)
             elif self.state == "stale":
                 logger.info("feats: configuration is live again at version %s", self.head)
         self.state = state
         self.error = error
 
+    def confirmed(self) -> None:
+        """Storage answered: this App holds the stream head as of now."""
+        self.confirmed_at = time.time()
+
+    def _effective(self, now: float) -> tuple[StatusName, str | None]:
+        """The state, counting a live App that has heard nothing for too long as stale.
+
+        A black-holed connection only fails when its socket timeout fires; a client
+        without one would hang forever. Either way the App must not claim to be live.
+        """
+        if (
+            self.state == "live"
+            and self.silence_limit is not None
+            and self.confirmed_at is not None
+            and now - self.confirmed_at > self.silence_limit
+        ):
+            return "stale", f"no answer from storage for {now - self.confirmed_at:.1f}s"
+        return self.state, self.error
+
+    @property
+    def stale(self) -> bool:
+        return self._effective(time.time())[0] == "stale"
+
     def status(self) -> Status:
+        now = time.time()
+        state, error = self._effective(now)
         lag = None
-        if self.state != "live" and self.last_applied_at is not None:
-            lag = time.time() - self.last_applied_at
+        if self.confirmed_at is not None:
+            lag = 0.0 if state == "live" else max(0.0, now - self.confirmed_at)
         return Status(
-            state=self.state,
+            state=state,
             version=None if self.head == ZERO_VERSION else self.head,
             since=self.state_since,
-            error=self.error,
+            error=error,
             lag=lag,
             skipped=self.skipped,
             exposures_dropped=self.exposures.dropped,
             exposures_written=self.exposures.written,
             problems=tuple(self.problems),
+            confirmed_at=self.confirmed_at,
+            outages=self.outages,
+            reloads=self.reloads,
+            reseeds=self.reseeds,
+            diverged=tuple(sorted(self.diverged)),
+            exposures_buffered=len(self.exposures),
+            exposure_capacity=self.exposures.capacity,
         )
 
     # -- compiling ---------------------------------------------------------------------
@@ -238,7 +316,7 @@ class AppCore:
                 logger.exception("feats: a change listener raised")
 
     def explain(self, name: str, args: tuple[Any, ...]) -> Evaluation:
-        return self.compiled[name].explain(args, stale=self.state == "stale")
+        return self.compiled[name].explain(args, stale=self.stale)
 
     # -- applying storage --------------------------------------------------------------
 
@@ -253,37 +331,82 @@ class AppCore:
             return None
         return record
 
-    def is_empty_store(self, loaded: Loaded) -> bool:
-        """True when storage lost everything (no epoch, no records) while we still hold some."""
-        return loaded.epoch is None and not loaded.records and bool(self.records)
+    def _acceptable(self, feature: str, record: Record, where: str) -> bool:
+        """False (and reported) for a state this code cannot serve while it holds one it can.
 
-    def apply_loaded(self, loaded: Loaded) -> bool:
-        """Replace the snapshot with a full load; False (and nothing changes) for an empty store.
-
-        An empty store under a non-empty snapshot is what a Redis restarted without
-        persistence looks like: the snapshot stays rather than flipping users to defaults.
+        A state naming an implementation, segment or option these declarations lack was
+        written by something else (other code, a hand edit): the last good state keeps
+        answering rather than the default. With nothing good held, it is compiled anyway
+        and the default answers where it drifts, as explain() says.
         """
-        if self.is_empty_store(loaded):
-            self.set_state(
-                "stale",
-                "the store is empty (restarted without its data?); "
-                "keeping the last good configuration",
-            )
+        if record.state is None or feature not in self.registry.features:
+            return True
+        try:
+            validate_state(feature, record.state, self.registry)
+        except FeatsError as error:
+            held = self.records.get(feature)
+            if held is None or not self._serves(feature, held[1]):
+                return True
+            self.report(where, f"{error}; keeping version {held[0]}")
             return False
+        return True
+
+    def _serves(self, feature: str, record: Record) -> bool:
+        if record.state is None:
+            return True
+        try:
+            validate_state(feature, record.state, self.registry)
+        except FeatsError:
+            return False
+        return True
+
+    def ahead_of(self, loaded: Loaded) -> list[tuple[str, str, Record]]:
+        """Features this App holds at a version the store lacks (missing there, or older).
+
+        Versions never go backwards in one store, so this means the store lost data: it
+        restarted without persistence, was wiped, or failed over to a replica that missed
+        the last writes. Oldest first, the order they were written in.
+        """
+        ahead = []
+        for feature, (version, record) in self.records.items():
+            there = loaded.records.get(feature)
+            if there is None or _position(there[0]) < _position(version):
+                ahead.append((feature, version, record))
+        ahead.sort(key=lambda item: _position(item[1]))
+        return ahead
+
+    def apply_loaded(self, loaded: Loaded) -> None:
+        """Replace the snapshot with a full load, never moving a feature backwards.
+
+        A feature the store lacks, or holds at an older version, keeps this App's version
+        (listed in ``diverged`` until the store catches up): an empty or rolled-back store
+        must not flip users to defaults by itself. Undecodable records and states this code
+        cannot serve keep the last good state too.
+        """
         records: dict[str, tuple[str, Record]] = {}
         for feature, (version, raw) in loaded.records.items():
-            record = self._decode(f"state of {feature} at {version}", raw, feature)
-            if record is not None:
+            held = self.records.get(feature)
+            if held is not None and _position(version) < _position(held[0]):
+                continue
+            where = f"state of {feature} at {version}"
+            record = self._decode(where, raw, feature)
+            if record is not None and self._acceptable(feature, record, where):
                 records[feature] = (version, record)
-            elif feature in self.records:
-                records[feature] = self.records[feature]
+            elif held is not None:
+                records[feature] = held
+        diverged = set()
+        for feature, held in self.records.items():
+            if feature not in records:
+                records[feature] = held
+                diverged.add(feature)
         self.records = records
+        self.diverged = diverged
         self.head = loaded.head
         self.epoch = loaded.epoch
+        self.reloads += 1
         self.recompile()
         self.last_applied_at = time.time()
         self._announce(self.head, records)
-        return True
 
     def apply_entries(self, entries: Iterable[RawEntry]) -> bool:
         """Apply change-log entries in order; True when a gap means a full reload is needed."""
@@ -301,12 +424,18 @@ class AppCore:
                 gap = True
                 break
             self.head = entry.id
-            record = self._decode(f"change-log entry {entry.id}", raw, feature)
-            if record is None:
+            where = f"change-log entry {entry.id}"
+            size = sum(len(key) + len(value) for key, value in entry.fields.items())
+            if size > MAX_ENTRY_CHARS:
+                self.report(where, f"entry is {size} characters, over the {MAX_ENTRY_CHARS} limit")
+                continue
+            record = self._decode(where, raw, feature)
+            if record is None or not self._acceptable(feature, record, where):
                 continue
             current = self.records.get(feature)
             if current is None or version_at_least(entry.id, current[0]):
                 self.records[feature] = (entry.id, record)
+                self.diverged.discard(feature)
                 changed.append(feature)
         if changed:
             self._swap(changed)
@@ -320,6 +449,7 @@ class AppCore:
         current = self.records.get(feature)
         if current is None or version_at_least(version, current[0]):
             self.records[feature] = (version, record)
+            self.diverged.discard(feature)
             self._swap([feature])
             self._announce(version, (feature,))
 
@@ -349,41 +479,118 @@ class Wait:
     seconds: float
 
 
-Action = Load | Read | CheckEpoch | Wait
+@dataclass(frozen=True)
+class Reseed:
+    """Write back what the store lost from this App's snapshot, atomically, and only if the
+    store's epoch is still ``epoch`` (None: still absent), so of many Apps finding the same
+    empty store exactly one writes. ``items`` are ``(feature, version, record)``, oldest
+    first; the store keeps their versions where its log allows."""
+
+    items: tuple[tuple[str, str, str], ...]
+    epoch: str | None
+
+
+Action = Load | Read | CheckEpoch | Wait | Reseed
 
 
 class Tail:
-    """What the tail task does next, decided without I/O; the shells only carry it out."""
+    """What the tail task does next, decided without I/O; the shells only carry it out.
 
-    def __init__(self, core: AppCore, *, block_ms: int, max_backoff: float = 2.0) -> None:
+    Start: Load. Then Read (XREAD BLOCK from the last id) until a gap (Load) or an idle
+    timeout (CheckEpoch: a replaced store shows there). Errors: stale, jittered backoff,
+    then CheckEpoch (or Load before the first load). A load that finds the store lacking
+    configuration this App serves (an empty or rolled-back store) first Reseeds it, then
+    loads again; an App that may not write (a least-privilege ACL) keeps serving its
+    snapshot and reports the features as diverged instead.
+    """
+
+    def __init__(
+        self,
+        core: AppCore,
+        *,
+        block_ms: int,
+        max_backoff: float = 2.0,
+        reseed: bool = True,
+        silence: float | None = None,
+    ) -> None:
         self.core = core
         self.block_ms = block_ms
         self.max_backoff = max_backoff
+        self.reseed = reseed
         self.failures = 0
         self._next: Action = Load()
+        self._after_wait: Action = Load()
         self.loaded_once = False
+        self._reseeds_left = MAX_RESEED_ATTEMPTS
+        core.silence_limit = silence if silence is not None else block_ms / 1000 + 5.0
 
     def next_action(self) -> Action:
         return self._next
 
-    def on_loaded(self, loaded: Loaded) -> None:
-        if self.core.apply_loaded(loaded):
+    def _healthy(self) -> None:
+        """Storage answered and the snapshot is applied: live, unless the store lost some."""
+        self.core.confirmed()
+        if not self.loaded_once:
+            return
+        diverged = self.core.diverged
+        if diverged:
+            self.core.set_state(
+                "stale",
+                f"the store lost {len(diverged)} feature(s) this App still serves "
+                f"({', '.join(sorted(diverged)[:5])}); keeping them until it has them again",
+            )
+        elif self.core.state != "live" or self.core.error is not None:
             self.core.set_state("live")
-        self.loaded_once = True
+
+    def on_loaded(self, loaded: Loaded) -> None:
         self.failures = 0
+        ahead = self.core.ahead_of(loaded)
+        if ahead and self.reseed and self._reseeds_left > 0:
+            items = []
+            for feature, version, record in ahead:
+                try:
+                    items.append((feature, version, encode_record(record)))
+                except CodecError:
+                    continue
+            if items:
+                self._reseeds_left -= 1
+                self.core.confirmed()
+                self.core.set_state(
+                    "stale",
+                    f"the store lacks {len(ahead)} feature(s) this App serves (restarted "
+                    "empty or failed over?); writing them back from this App's snapshot",
+                )
+                self._next = Reseed(tuple(items), loaded.epoch)
+                return
+        if not ahead:
+            self._reseeds_left = MAX_RESEED_ATTEMPTS
+        self.core.apply_loaded(loaded)
+        self.loaded_once = True
+        self._healthy()
         self._next = Read(self.core.head, self.block_ms)
+
+    def on_reseeded(self, written: int | None) -> None:
+        """``written``: how many features the store took back; None if another App won."""
+        self.failures = 0
+        if written:
+            self.core.reseeds += 1
+            logger.warning(
+                "feats: the store had lost %d feature(s); re-seeded it from this App's snapshot",
+                written,
+            )
+        self._next = Load()
 
     def on_entries(self, entries: list[RawEntry]) -> None:
         self.failures = 0
         if not entries:
             # An idle BLOCK timed out: a cheap moment to notice a replaced store.
+            self.core.confirmed()
             self._next = CheckEpoch()
             return
         if self.core.apply_entries(entries):
             self._next = Load()
             return
-        if self.core.state != "live" and self.loaded_once:
-            self.core.set_state("live")
+        self._healthy()
         self._next = Read(self.core.head, self.block_ms)
 
     def on_epoch(self, epoch: str | None) -> None:
@@ -391,16 +598,21 @@ class Tail:
         if epoch != self.core.epoch:
             self._next = Load()
             return
-        if self.core.state != "live" and self.loaded_once:
-            self.core.set_state("live")
+        self._healthy()
         self._next = Read(self.core.head, self.block_ms)
 
     def on_error(self, error: BaseException) -> None:
         self.failures += 1
+        if isinstance(self._next, Reseed):
+            # Most likely a least-privilege App that may not write configuration (NOPERM):
+            # after MAX_RESEED_ATTEMPTS the next load keeps the snapshot as diverged.
+            self.core.report("re-seeding the store", f"{type(error).__name__}: {error}")
+            self._after_wait = Load()
+        else:
+            self._after_wait = Load() if not self.loaded_once else CheckEpoch()
         self.core.set_state("stale", f"{type(error).__name__}: {error}")
         delay = min(self.max_backoff, 0.05 * 2 ** min(self.failures, 10))
         self._next = Wait(delay * (0.5 + random.random() / 2))
-        self._after_wait: Action = Load() if not self.loaded_once else CheckEpoch()
 
     def on_waited(self) -> None:
         self._next = self._after_wait

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,18 +16,23 @@ __all__ = [
     "CURRENT_SCRIPT",
     "DEFAULT_NAMESPACE",
     "LOAD_SCRIPT",
+    "RESEED_SCRIPT",
     "WRITE_SCRIPT",
     "Keys",
+    "check_replicas",
     "client_socket_timeout",
     "encode_exposures",
     "load_keys",
     "new_epoch",
     "parse_current",
     "parse_loaded",
+    "parse_reseed",
     "parse_write",
     "parse_xrange",
     "parse_xread",
+    "reseed_call",
     "tail_block_ms",
+    "tail_socket_timeout",
     "text",
     "write_call",
 ]
@@ -238,6 +243,11 @@ def client_socket_timeout(client: Any) -> float | None:
     kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", None)
     if kwargs is None:
         kwargs = getattr(client, "get_connection_kwargs", dict)()
+        if isinstance(kwargs, dict) and "socket_timeout" not in kwargs:
+            # The sync cluster client gives its nodes a default (5 s) it does not list.
+            node = getattr(client, "get_default_node", lambda: None)()
+            pool = getattr(getattr(node, "redis_connection", None), "connection_pool", None)
+            kwargs = getattr(pool, "connection_kwargs", kwargs)
     timeout = kwargs.get("socket_timeout") if isinstance(kwargs, dict) else None
     return float(timeout) if isinstance(timeout, int | float) else None
 
@@ -246,4 +256,113 @@ def tail_block_ms(socket_timeout: float | None, wanted_ms: int) -> int:
     """A BLOCK that returns before the client's socket timeout would cut it off."""
     if socket_timeout is None:
         return wanted_ms
-    return max(50, min(wanted_ms, int(socket_timeout * 1000) - 1000))
+    timeout_ms = int(socket_timeout * 1000)
+    return max(50, min(wanted_ms, timeout_ms - min(1000, timeout_ms // 2)))
+
+
+def tail_socket_timeout(block_ms: int) -> float:
+    """The socket timeout of a tail connection of our own: its BLOCK plus a margin.
+
+    It bounds how long a black-holed connection (no reset, no answer) goes unnoticed.
+    """
+    block = block_ms / 1000
+    return block + min(5.0, max(1.0, block))
+
+
+# KEYS: log, states, versions, epoch, then the history stream of each item's feature.
+# ARGV: expected epoch ("" = must be absent), epoch candidate, log maxlen, history maxlen,
+#       then per item: feature, version, record, n, and n (history id, record) pairs.
+# Writes back every item the store lacks or holds at an older version, keeping its version
+# as the log entry id where the log allows (else a new one), all in one atomic step and only
+# if the epoch is still the one the caller saw: of many Apps finding the same empty store,
+# exactly one writes. Returns {1, epoch, items written} or {0, current epoch or ""}.
+RESEED_SCRIPT = """
+local function position(id)
+  local ms, seq = string.match(id or '', '^(%d+)-(%d+)$')
+  if not ms then return nil end
+  return tonumber(ms), tonumber(seq)
+end
+local function older(a, b)
+  local ams, aseq = position(a)
+  local bms, bseq = position(b)
+  if not ams then return true end
+  if not bms then return false end
+  return ams < bms or (ams == bms and aseq < bseq)
+end
+local function add(key, maxlen, id, ...)
+  local added = redis.pcall('XADD', key, 'MAXLEN', '~', maxlen, id, ...)
+  if type(added) == 'table' and added.err then
+    added = redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', ...)
+  end
+  return added
+end
+local epoch = redis.call('GET', KEYS[4])
+if (ARGV[1] == '' and epoch) or (ARGV[1] ~= '' and epoch ~= ARGV[1]) then
+  return {0, epoch or ''}
+end
+if not epoch then
+  epoch = ARGV[2]
+  redis.call('SET', KEYS[4], epoch)
+end
+local written, i, k = 0, 5, 5
+while i <= #ARGV do
+  local feature, version, record = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local count = tonumber(ARGV[i + 3])
+  local history = KEYS[k]
+  local current = redis.call('HGET', KEYS[3], feature)
+  if (not current) or older(current, version) then
+    for h = 0, count - 1 do
+      redis.pcall('XADD', history, 'MAXLEN', '~', ARGV[4], ARGV[i + 4 + 2 * h],
+        'record', ARGV[i + 5 + 2 * h])
+    end
+    local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+    local prev = '0-0'
+    if #last > 0 then prev = last[1][1] end
+    local id = add(KEYS[1], ARGV[3], version, 'feature', feature, 'record', record, 'prev', prev)
+    redis.call('HSET', KEYS[2], feature, record)
+    redis.call('HSET', KEYS[3], feature, id)
+    add(history, ARGV[4], id, 'record', record)
+    written = written + 1
+  end
+  i = i + 4 + 2 * count
+  k = k + 1
+end
+return {1, epoch, written}
+"""
+
+
+def reseed_call(
+    keys: Keys,
+    items: Sequence[tuple[str, str, str]],
+    epoch: str | None,
+    history: Mapping[str, Sequence[tuple[str, str]]] | None = None,
+) -> tuple[list[str], list[str]]:
+    """KEYS and ARGV of RESEED_SCRIPT; ``history`` adds older (id, record) pairs per feature."""
+    script_keys = [keys.log, keys.states, keys.versions, keys.epoch]
+    args = ["" if epoch is None else epoch, new_epoch(), str(LOG_MAXLEN), str(HISTORY_MAXLEN)]
+    for feature, version, record in items:
+        older = list((history or {}).get(feature, ()))
+        script_keys.append(keys.history(feature))
+        args += [feature, version, record, str(len(older))]
+        for entry_id, entry_record in older:
+            args += [entry_id, entry_record]
+    return script_keys, args
+
+
+def parse_reseed(reply: Any) -> int | None:
+    """How many items the store took back, or None when its epoch was not the expected one."""
+    try:
+        ok = int(reply[0])
+        return int(reply[2]) if ok == 1 else None
+    except (TypeError, ValueError, IndexError) as error:
+        raise StorageError(f"unexpected re-seed reply from Redis: {reply!r}"[:300]) from error
+
+
+def check_replicas(version: str, acked: Any, wanted: int, timeout_ms: int) -> None:
+    """Raise unless WAIT saw ``wanted`` replicas acknowledge the write ``version``."""
+    count = int(acked)
+    if count < wanted:
+        raise StorageError(
+            f"written as version {version}, but only {count} of {wanted} replica(s) "
+            f"acknowledged it within {timeout_ms} ms: a failover now could lose it"
+        )

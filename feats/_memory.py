@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from ._core import ZERO_VERSION, Loaded, RawEntry, parse_version
 from ._layout import EXPOSURES_MAXLEN, HISTORY_MAXLEN, new_epoch
@@ -53,6 +53,43 @@ class MemoryLog:
         self.versions[feature] = version
         self.histories.setdefault(feature, deque(maxlen=HISTORY_MAXLEN)).append((version, record))
         return True, version
+
+    def reseed(
+        self,
+        items: Sequence[tuple[str, str, str]],
+        epoch: str | None,
+        history: Mapping[str, Sequence[tuple[str, str]]] | None = None,
+    ) -> int | None:
+        """RESEED_SCRIPT's semantics: write back what is missing or older, keeping versions."""
+        if self.epoch != epoch:
+            return None
+        if self.epoch is None:
+            self.epoch = new_epoch()
+        written = 0
+        for feature, version, record in items:
+            current = self.versions.get(feature)
+            if current is not None and parse_version(current) >= parse_version(version):
+                continue
+            kept = self.histories.setdefault(feature, deque(maxlen=HISTORY_MAXLEN))
+            for entry_id, entry_record in (history or {}).get(feature, ()):
+                if not kept or parse_version(entry_id) > parse_version(kept[-1][0]):
+                    kept.append((entry_id, entry_record))
+            position = parse_version(version)
+            if position > self._last and position > parse_version(self.head):
+                self._last = position
+                entry_id = version
+            else:
+                entry_id = self._next_id()
+            self.entries.append(
+                RawEntry(entry_id, {"feature": feature, "record": record, "prev": self.head})
+            )
+            self._positions.append(parse_version(entry_id))
+            self.states[feature] = record
+            self.versions[feature] = entry_id
+            if not kept or parse_version(entry_id) > parse_version(kept[-1][0]):
+                kept.append((entry_id, record))
+            written += 1
+        return written
 
     def load(self) -> Loaded:
         return Loaded(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import redis
+import redis.sentinel
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -18,16 +19,21 @@ from ._layout import (
     DEFAULT_NAMESPACE,
     EXPOSURES_MAXLEN,
     LOAD_SCRIPT,
+    RESEED_SCRIPT,
     WRITE_SCRIPT,
     Keys,
+    check_replicas,
     client_socket_timeout,
     load_keys,
     parse_current,
     parse_loaded,
+    parse_reseed,
     parse_write,
     parse_xrange,
     parse_xread,
+    reseed_call,
     tail_block_ms,
+    tail_socket_timeout,
     text,
     write_call,
 )
@@ -36,7 +42,10 @@ from ._memory import MemoryLog
 __all__ = ["MemoryStorage", "RedisStorage", "Storage"]
 
 TAIL_MARGIN_SECONDS = 5.0
-"""The tail connection's socket timeout exceeds its BLOCK by this much."""
+"""The most the tail connection's socket timeout exceeds its BLOCK by (tail_socket_timeout)."""
+
+History = Mapping[str, Sequence[tuple[str, str]]]
+"""Older ``(version, record)`` pairs per feature, restored along with a re-seed."""
 
 
 class Storage(Protocol):
@@ -49,6 +58,12 @@ class Storage(Protocol):
     def get_epoch(self) -> str | None: ...
     def current(self, feature: str) -> tuple[str, str] | None: ...
     def write(self, feature: str, record: str, expected: str | None) -> tuple[bool, str]: ...
+    def reseed(
+        self,
+        items: Sequence[tuple[str, str, str]],
+        epoch: str | None,
+        history: History | None = None,
+    ) -> int | None: ...
     def history(self, feature: str) -> list[tuple[str, str]]: ...
     def add_exposures(self, fields: Mapping[str, str]) -> None: ...
     def read_exposures(self, after: str, count: int) -> list[RawEntry]: ...
@@ -93,6 +108,17 @@ class MemoryStorage:
             self._changed.notify_all()
             return result
 
+    def reseed(
+        self,
+        items: Sequence[tuple[str, str, str]],
+        epoch: str | None,
+        history: History | None = None,
+    ) -> int | None:
+        with self._changed:
+            written = self.log.reseed(items, epoch, history)
+            self._changed.notify_all()
+            return written
+
     def history(self, feature: str) -> list[tuple[str, str]]:
         with self._changed:
             return self.log.history(feature)
@@ -128,17 +154,36 @@ class MemoryStorage:
 def _tail_client(client: Any, block_ms: int) -> tuple[Any, bool]:
     """A client of our own for the blocking tail, with a socket timeout above the BLOCK.
 
-    redis-py's default 5 s socket timeout plus retries would turn a long BLOCK into a long
-    hang; a pool of our own also lets close() cut a blocked read short.
+    The timeout bounds how long a black-holed connection goes unnoticed, where the user's
+    client may have none (hang forever) or a short one (cut every BLOCK off); no retries,
+    so a fault reaches the tail (stale, backoff) instead of hiding in the client; and a
+    pool of our own lets close() cut a blocked read short. Plain and Sentinel-managed
+    clients get one; others (Cluster) are shared, their BLOCK fitted to their timeout.
     """
     pool: Any = getattr(client, "connection_pool", None)
-    if type(pool) not in (redis.ConnectionPool, redis.BlockingConnectionPool):
+    plain = type(pool) in (redis.ConnectionPool, redis.BlockingConnectionPool)
+    sentinel = isinstance(pool, redis.sentinel.SentinelConnectionPool)
+    if not (plain or sentinel):
         return client, False
     kwargs = dict(pool.connection_kwargs)
-    kwargs["socket_timeout"] = block_ms / 1000 + TAIL_MARGIN_SECONDS
+    kwargs["socket_timeout"] = tail_socket_timeout(block_ms)
     kwargs["retry"] = Retry(NoBackoff(), 0)
     kwargs.pop("retry_on_timeout", None)
-    own = redis.ConnectionPool(connection_class=pool.connection_class, max_connections=4, **kwargs)
+    if sentinel:
+        kwargs.pop("connection_pool", None)
+        own: Any = type(pool)(
+            pool.service_name,
+            pool.sentinel_manager,
+            is_master=pool.is_master,
+            check_connection=pool.check_connection,
+            connection_class=pool.connection_class,
+            max_connections=4,
+            **kwargs,
+        )
+    else:
+        own = redis.ConnectionPool(
+            connection_class=pool.connection_class, max_connections=4, **kwargs
+        )
     return redis.Redis(connection_pool=own), True
 
 
@@ -146,15 +191,30 @@ class RedisStorage:
     """Configuration in Redis: a change log stream, current states, history, exposures."""
 
     def __init__(
-        self, redis: Any, namespace: str = DEFAULT_NAMESPACE, *, block_ms: int = 2_000
+        self,
+        redis: Any,
+        namespace: str = DEFAULT_NAMESPACE,
+        *,
+        block_ms: int = 2_000,
+        wait_for_replicas: int = 0,
+        wait_timeout_ms: int = 1_000,
     ) -> None:
+        """``redis``: a redis-py client (plain, Sentinel ``master_for`` or Cluster).
+
+        With ``wait_for_replicas=N`` a write returns only once N replicas acknowledged it
+        (Redis WAIT, at most ``wait_timeout_ms``), else it raises StorageError saying so: an
+        acknowledged change then survives the failover of its master to one of them.
+        """
         self.redis = redis
         self.namespace = namespace
         self.keys = Keys(namespace)
+        self.wait_for_replicas = wait_for_replicas
+        self.wait_timeout_ms = wait_timeout_ms
         self._tail, self._owns_tail = _tail_client(redis, block_ms)
         self._write_script = redis.register_script(WRITE_SCRIPT)
         self._load_script = self._tail.register_script(LOAD_SCRIPT)
         self._current_script = redis.register_script(CURRENT_SCRIPT)
+        self._reseed_script = redis.register_script(RESEED_SCRIPT)
 
     def _call(self, what: str, function: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -194,7 +254,35 @@ class RedisStorage:
 
     def write(self, feature: str, record: str, expected: str | None) -> tuple[bool, str]:
         keys, args = write_call(self.keys, feature, record, expected)
-        return parse_write(self._call("write", self._write_script, keys=keys, args=args))
+        if self.wait_for_replicas <= 0:
+            return parse_write(self._call("write", self._write_script, keys=keys, args=args))
+        reply, acked = self._call("write", self._write_and_wait, keys, args)
+        written, version = parse_write(reply)
+        if written:
+            check_replicas(version, acked, self.wait_for_replicas, self.wait_timeout_ms)
+        return written, version
+
+    def _write_and_wait(self, keys: list[str], args: list[str]) -> tuple[Any, Any]:
+        """The write script and WAIT on one connection: WAIT counts that connection's writes."""
+        client = self.redis
+        if hasattr(client, "get_node_from_key"):
+            # Cluster: the master of our one slot, through its own single-node client.
+            client = client.get_node_from_key(keys[0]).redis_connection
+        with client.pipeline(transaction=False) as pipe:
+            pipe.eval(WRITE_SCRIPT, len(keys), *keys, *args)
+            pipe.execute_command("WAIT", self.wait_for_replicas, self.wait_timeout_ms)
+            reply, acked = pipe.execute()
+        return reply, acked
+
+    def reseed(
+        self,
+        items: Sequence[tuple[str, str, str]],
+        epoch: str | None,
+        history: History | None = None,
+    ) -> int | None:
+        """Write back what the store lost (see RESEED_SCRIPT); None if its epoch moved on."""
+        keys, args = reseed_call(self.keys, items, epoch, history)
+        return parse_reseed(self._call("re-seed", self._reseed_script, keys=keys, args=args))
 
     def history(self, feature: str) -> list[tuple[str, str]]:
         reply = self._call("history", self.redis.xrange, self.keys.history(feature))
@@ -222,6 +310,15 @@ class RedisStorage:
     def read_catalog(self) -> dict[str, str]:
         reply = self._call("catalog read", self.redis.hgetall, self.keys.catalog)
         return {text(k): text(v) for k, v in (reply or {}).items()}
+
+    def after_fork(self) -> None:
+        """In a forked child: drop the tail connections inherited from the parent.
+
+        redis-py notices the new pid as well; doing it here keeps a child from ever reading
+        a reply meant for the parent.
+        """
+        if self._owns_tail:
+            self._tail.connection_pool.reset()
 
     def interrupt(self) -> None:
         """Cut a blocked tail read short (close, fork)."""

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
+import weakref
 from types import TracebackType
 from typing import Any
 
 from .._base import AppBase
 from .._catalog import CatalogPublisher
-from .._core import CheckEpoch, Load, Read, Tail, Wait, version_at_least
+from .._core import CheckEpoch, Load, Read, Reseed, Tail, Wait, version_at_least
 from .._handles import FeatureHandleBase
 from .._layout import encode_exposures
 from ._admin import Admin
@@ -20,6 +22,12 @@ from ._storage import MemoryStorage, Storage
 __all__ = ["App", "Boolean", "Feature"]
 
 logger = logging.getLogger("feats")
+
+_started: weakref.WeakSet[App] = weakref.WeakSet()
+FORKED = (
+    "this process was forked after start(): the tail task stayed with the parent's event "
+    "loop; call `await app.start()` in the child to follow changes again"
+)
 
 
 class Feature(FeatureHandleBase):
@@ -76,10 +84,15 @@ class App(AppBase[Feature, Boolean]):
         block_ms: int = 2_000,
         flush_interval: float = 0.05,
         exposure_capacity: int = 100_000,
+        reseed: bool = True,
     ) -> None:
+        """``reseed``: when the store lost configuration this App still serves (Redis
+        restarted empty, a failover lost writes), write it back from the snapshot; with
+        False, or if the ACL forbids it, keep serving it and report it as ``diverged``."""
         super().__init__(exposure_capacity=exposure_capacity)
         self.storage: Storage = storage if storage is not None else MemoryStorage()
         self.start_timeout = start_timeout
+        self.reseed = reseed
         self.flush_interval = flush_interval
         self._block_ms = block_ms
         self.admin = Admin(self)
@@ -88,6 +101,7 @@ class App(AppBase[Feature, Boolean]):
         self._tasks: list[asyncio.Task[None]] = []
         self._first_load = asyncio.Event()
         self._advanced = asyncio.Condition()
+        self._forked = False
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -99,9 +113,11 @@ class App(AppBase[Feature, Boolean]):
         if self._running:
             return self
         self._running = True
+        self._forked = False
         self._first_load = asyncio.Event()
         self._advanced = asyncio.Condition()
-        tail = Tail(self._core, block_ms=self.storage.block_ms(self._block_ms))
+        _started.add(self)
+        tail = Tail(self._core, block_ms=self.storage.block_ms(self._block_ms), reseed=self.reseed)
         self._tasks = [
             asyncio.create_task(self._tail_loop(tail), name="feats-tail"),
             asyncio.create_task(self._flush_loop(), name="feats-exposures"),
@@ -121,6 +137,7 @@ class App(AppBase[Feature, Boolean]):
         if not self._running:
             return
         self._running = False
+        _started.discard(self)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -148,6 +165,8 @@ class App(AppBase[Feature, Boolean]):
 
     async def wait_for_version(self, version: str, timeout: float | None = None) -> None:
         """Wait until this App has applied every change up to ``version``."""
+        if self._forked:
+            raise RuntimeError(FORKED)
         async with self._advanced:
             try:
                 await asyncio.wait_for(
@@ -173,6 +192,8 @@ class App(AppBase[Feature, Boolean]):
                 elif isinstance(action, CheckEpoch):
                     tail.on_epoch(await storage.get_epoch())
                     await self._publish_catalog()
+                elif isinstance(action, Reseed):
+                    tail.on_reseeded(await storage.reseed(action.items, action.epoch))
                 elif isinstance(action, Wait):
                     await asyncio.sleep(action.seconds)
                     tail.on_waited()
@@ -212,3 +233,23 @@ class App(AppBase[Feature, Boolean]):
         while True:
             await asyncio.sleep(self.flush_interval)
             await self._flush()
+
+    def _after_fork_in_child(self) -> None:
+        """No task survives fork(): say so loudly (stale, logged) rather than serve a
+        silently frozen snapshot, and let the next start() begin afresh."""
+        self._running = False
+        self._forked = True
+        self._tasks = []
+        after_fork = getattr(self.storage, "after_fork", None)
+        if after_fork is not None:
+            after_fork()
+        self._core.set_state("stale", FORKED)
+
+
+def _forked_in_child() -> None:
+    for app in list(_started):
+        _started.discard(app)
+        app._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_forked_in_child)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import redis
 import redis.asyncio
+import redis.asyncio.sentinel
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -18,21 +19,26 @@ from .._layout import (
     DEFAULT_NAMESPACE,
     EXPOSURES_MAXLEN,
     LOAD_SCRIPT,
+    RESEED_SCRIPT,
     WRITE_SCRIPT,
     Keys,
+    check_replicas,
     client_socket_timeout,
     load_keys,
     parse_current,
     parse_loaded,
+    parse_reseed,
     parse_write,
     parse_xrange,
     parse_xread,
+    reseed_call,
     tail_block_ms,
+    tail_socket_timeout,
     text,
     write_call,
 )
 from .._memory import MemoryLog
-from .._storage import TAIL_MARGIN_SECONDS
+from .._storage import History
 
 __all__ = ["MemoryStorage", "RedisStorage", "Storage"]
 
@@ -47,6 +53,12 @@ class Storage(Protocol):
     async def get_epoch(self) -> str | None: ...
     async def current(self, feature: str) -> tuple[str, str] | None: ...
     async def write(self, feature: str, record: str, expected: str | None) -> tuple[bool, str]: ...
+    async def reseed(
+        self,
+        items: Sequence[tuple[str, str, str]],
+        epoch: str | None,
+        history: History | None = None,
+    ) -> int | None: ...
     async def history(self, feature: str) -> list[tuple[str, str]]: ...
     async def add_exposures(self, fields: Mapping[str, str]) -> None: ...
     async def read_exposures(self, after: str, count: int) -> list[RawEntry]: ...
@@ -100,6 +112,16 @@ class MemoryStorage:
         self._notify()
         return result
 
+    async def reseed(
+        self,
+        items: Sequence[tuple[str, str, str]],
+        epoch: str | None,
+        history: History | None = None,
+    ) -> int | None:
+        written = self.log.reseed(items, epoch, history)
+        self._notify()
+        return written
+
     async def history(self, feature: str) -> list[tuple[str, str]]:
         return self.log.history(feature)
 
@@ -128,17 +150,35 @@ def _resolve(waiter: asyncio.Future[None]) -> None:
 
 
 def _tail_client(client: Any, block_ms: int) -> tuple[Any, bool]:
-    """A client of our own for the blocking tail, its socket timeout above the BLOCK."""
+    """A client of our own for the blocking tail, its socket timeout above the BLOCK.
+
+    See feats._storage._tail_client: plain and Sentinel-managed clients get one; others
+    (Cluster) are shared, their BLOCK fitted to their socket timeout.
+    """
     pool: Any = getattr(client, "connection_pool", None)
-    if type(pool) not in (redis.asyncio.ConnectionPool, redis.asyncio.BlockingConnectionPool):
+    plain = type(pool) in (redis.asyncio.ConnectionPool, redis.asyncio.BlockingConnectionPool)
+    sentinel = isinstance(pool, redis.asyncio.sentinel.SentinelConnectionPool)
+    if not (plain or sentinel):
         return client, False
     kwargs = dict(pool.connection_kwargs)
-    kwargs["socket_timeout"] = block_ms / 1000 + TAIL_MARGIN_SECONDS
+    kwargs["socket_timeout"] = tail_socket_timeout(block_ms)
     kwargs["retry"] = Retry(NoBackoff(), 0)
     kwargs.pop("retry_on_timeout", None)
-    own = redis.asyncio.ConnectionPool(
-        connection_class=pool.connection_class, max_connections=4, **kwargs
-    )
+    if sentinel:
+        kwargs.pop("connection_pool", None)
+        own: Any = type(pool)(
+            pool.service_name,
+            pool.sentinel_manager,
+            is_master=pool.is_master,
+            check_connection=pool.check_connection,
+            connection_class=pool.connection_class,
+            max_connections=4,
+            **kwargs,
+        )
+    else:
+        own = redis.asyncio.ConnectionPool(
+            connection_class=pool.connection_class, max_connections=4, **kwargs
+        )
     return redis.asyncio.Redis(connection_pool=own), True
 
 
@@ -146,15 +186,32 @@ class RedisStorage:
     """Configuration in Redis: a change log stream, current states, history, exposures."""
 
     def __init__(
-        self, redis: Any, namespace: str = DEFAULT_NAMESPACE, *, block_ms: int = 2_000
+        self,
+        redis: Any,
+        namespace: str = DEFAULT_NAMESPACE,
+        *,
+        block_ms: int = 2_000,
+        wait_for_replicas: int = 0,
+        wait_timeout_ms: int = 1_000,
     ) -> None:
+        """``redis``: a redis.asyncio client (plain, Sentinel ``master_for`` or Cluster).
+
+        With ``wait_for_replicas=N`` a write returns only once N replicas acknowledged it
+        (Redis WAIT, at most ``wait_timeout_ms``), else it raises StorageError saying so: an
+        acknowledged change then survives the failover of its master to one of them.
+        """
         self.redis = redis
         self.namespace = namespace
         self.keys = Keys(namespace)
+        self.wait_for_replicas = wait_for_replicas
+        self.wait_timeout_ms = wait_timeout_ms
+        self._block_ms = block_ms
+        self._abandoned: list[Any] = []
         self._tail, self._owns_tail = _tail_client(redis, block_ms)
         self._write_script = redis.register_script(WRITE_SCRIPT)
         self._load_script = self._tail.register_script(LOAD_SCRIPT)
         self._current_script = redis.register_script(CURRENT_SCRIPT)
+        self._reseed_script = redis.register_script(RESEED_SCRIPT)
 
     async def _call(self, what: str, awaitable: Any) -> Any:
         try:
@@ -189,7 +246,52 @@ class RedisStorage:
 
     async def write(self, feature: str, record: str, expected: str | None) -> tuple[bool, str]:
         keys, args = write_call(self.keys, feature, record, expected)
-        return parse_write(await self._call("write", self._write_script(keys=keys, args=args)))
+        if self.wait_for_replicas <= 0:
+            return parse_write(await self._call("write", self._write_script(keys=keys, args=args)))
+        reply, acked = await self._call("write", self._write_and_wait(keys, args))
+        written, version = parse_write(reply)
+        if written:
+            check_replicas(version, acked, self.wait_for_replicas, self.wait_timeout_ms)
+        return written, version
+
+    async def _write_and_wait(self, keys: list[str], args: list[str]) -> tuple[Any, Any]:
+        """The write script and WAIT on one connection: WAIT counts that connection's writes."""
+        commands = [
+            ("EVAL", WRITE_SCRIPT, len(keys), *keys, *args),
+            ("WAIT", self.wait_for_replicas, self.wait_timeout_ms),
+        ]
+        client = self.redis
+        if not hasattr(client, "get_node_from_key"):
+            async with client.pipeline(transaction=False) as pipe:
+                for command in commands:
+                    pipe.execute_command(*command)
+                reply, acked = await pipe.execute()
+            return reply, acked
+        # Cluster: both on one connection to the master of our one slot.
+        node = client.get_node_from_key(keys[0])
+        connection = node.acquire_connection()
+        try:
+            await connection.send_packed_command(connection.pack_commands(commands))
+            reply = await connection.read_response()
+            acked = await connection.read_response()
+        except BaseException:
+            await connection.disconnect()
+            raise
+        finally:
+            node.release(connection)
+        if isinstance(reply, redis.ResponseError):
+            raise reply
+        return reply, acked
+
+    async def reseed(
+        self,
+        items: Sequence[tuple[str, str, str]],
+        epoch: str | None,
+        history: History | None = None,
+    ) -> int | None:
+        """Write back what the store lost (see RESEED_SCRIPT); None if its epoch moved on."""
+        keys, args = reseed_call(self.keys, items, epoch, history)
+        return parse_reseed(await self._call("re-seed", self._reseed_script(keys=keys, args=args)))
 
     async def history(self, feature: str) -> list[tuple[str, str]]:
         reply = await self._call("history", self.redis.xrange(self.keys.history(feature)))
@@ -215,6 +317,24 @@ class RedisStorage:
     async def read_catalog(self) -> dict[str, str]:
         reply = await self._call("catalog read", self.redis.hgetall(self.keys.catalog))
         return {text(k): text(v) for k, v in (reply or {}).items()}
+
+    def after_fork(self) -> None:
+        """In a forked child: forget every connection inherited from the parent.
+
+        Their transports belong to the parent's event loop; reusing or closing them here
+        could corrupt the parent's streams. They are kept referenced, never closed; the
+        tail gets a client of its own afresh, and the shared client's pool starts empty.
+        """
+        pool: Any = getattr(self.redis, "connection_pool", None)
+        if isinstance(pool, redis.asyncio.ConnectionPool):
+            self._abandoned.append(pool._available_connections)
+            self._abandoned.append(list(pool._in_use_connections))
+            reset: Any = pool.reset  # untyped in redis-py
+            reset()
+        if self._owns_tail:
+            self._abandoned.append(self._tail)
+            self._tail, self._owns_tail = _tail_client(self.redis, self._block_ms)
+            self._load_script = self._tail.register_script(LOAD_SCRIPT)
 
     async def interrupt(self) -> None:
         """Release the tail's own connections (the task itself is cancelled by the App)."""
