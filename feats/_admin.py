@@ -9,6 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ._backup import (
+    ImportResult,
+    export_document,
+    is_empty,
+    parse_backup,
+    restore_items,
+    write_plan,
+)
 from ._catalog import Catalog, Drift, encode_entry, find_drift, merge_registries
 from ._changes import (
     MAX_WRITE_ATTEMPTS,
@@ -351,4 +359,53 @@ class Admin:
         """Back to the default implementation everywhere (a new version, history kept)."""
         return self.change(
             feature, Reset(), author=author, reason=reason, expected_version=expected_version
+        )
+
+    # -- backups -----------------------------------------------------------------------
+
+    def export_backup(self, *, history: bool = True) -> dict[str, Any]:
+        """Every feature's current record and version (and history): ``feats export``."""
+        storage = self._app.storage
+        loaded = storage.load()
+        histories = None
+        if history:
+            histories = {name: storage.history(name) for name in loaded.records}
+        return export_document(storage.namespace, loaded, histories)
+
+    def import_backup(
+        self, document: Mapping[str, Any] | str | bytes, *, author: str, reason: str
+    ) -> ImportResult:
+        """Restore a backup (``feats import``).
+
+        An empty store gets it back exactly, versions and history included, atomically;
+        a configured one gets a new attributed version of every feature whose state
+        differs (ConflictError if one changes meanwhile: import again).
+        """
+        backup = parse_backup(document)
+        app = self._app
+        loaded = app.storage.load()
+        if is_empty(loaded):
+            items, histories = restore_items(backup)
+            written = app.storage.reseed(items, None, histories)
+            if written is not None:
+                return ImportResult(
+                    mode="restored",
+                    features=tuple(item[0] for item in items),
+                    versions={item[0]: item[1] for item in items},
+                )
+            loaded = app.storage.load()  # an App re-seeded it first: write the differences
+        writes, unchanged = write_plan(backup, loaded, author=author, reason=reason)
+        versions = {name: loaded.records[name][0] for name in unchanged}
+        for planned in writes:
+            feature, encoded, expected = planned.feature, planned.encoded, planned.expected
+            ok, version = app.storage.write(feature, encoded, expected)
+            if not ok:
+                raise ConflictError(feature, expected or None, version or None)
+            app._core.apply_write(feature, version, planned.record)
+            versions[feature] = version
+        return ImportResult(
+            mode="written",
+            features=tuple(planned.feature for planned in writes),
+            unchanged=tuple(unchanged),
+            versions=versions,
         )
