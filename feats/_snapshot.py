@@ -63,6 +63,8 @@ class _Drift:
 
 
 _Compiled = str | _Split | _Drift
+# What _prepare() fills in on first use.
+_COMPILED = frozenset({"_readers", "_rules", "_fallthrough", "_problem", "has_experiment"})
 
 
 class CompiledFeature:
@@ -72,7 +74,9 @@ class CompiledFeature:
         "_fallthrough",
         "_problem",
         "_readers",
+        "_ready",
         "_record",
+        "_registry",
         "_rules",
         "_warn",
         "choose",
@@ -100,35 +104,63 @@ class CompiledFeature:
         self.version = version
         self.default = declaration.default
         self._warn = warn
-        self._readers: tuple[_Reader, ...] = ()
-        self._rules: dict[RuleKey, _Compiled] = {}
-        self._fallthrough: _Compiled | None = None
-        self._problem: _Drift | None = None
-        if state is not None:
-            self._compile(state, registry)
-        self.has_experiment = any(
-            isinstance(c, _Split) and isinstance(c.selector, Experiment)
-            for c in (*self._rules.values(), self._fallthrough)
-        )
-        # choose and use are built on first use (__getattr__): loading 10,000 features
-        # builds no closures for the ones this process never evaluates.
         self._record = record
+        self._registry = registry
+        # Compiled on first use (__getattr__): loading 10,000 features allocates no
+        # readers, tables or closures for the ones this process never evaluates. The
+        # result is the same as compiling here: when a segment is declared later, the
+        # core replaces every configured feature's CompiledFeature anyway.
+        self._ready = False
 
+    _readers: tuple[_Reader, ...]
+    _rules: dict[RuleKey, _Compiled]
+    _fallthrough: _Compiled | None
+    _problem: _Drift | None
+    has_experiment: bool
     choose: Pick
     use: Pick
 
     def __getattr__(self, attribute: str) -> Any:
-        """Only reached while a slot is unset: build ``choose`` and ``use`` on first use."""
-        if attribute != "choose" and attribute != "use":
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {attribute!r}")
-        choose = self._build(None)
-        use = self._build(self._record) if self.has_experiment else choose
-        # Two threads may race here; both build the same thing, either result is right.
-        self.choose = choose
-        self.use = use
-        return choose if attribute == "choose" else use
+        """Only reached while a slot is unset: compile, and build ``choose``/``use``, once."""
+        if attribute == "choose" or attribute == "use":
+            self._prepare()
+            choose = self._build(None)
+            use = self._build(self._record) if self.has_experiment else choose
+            # Two threads may race here; both build the same thing, either result is right.
+            self.choose = choose
+            self.use = use
+            return choose if attribute == "choose" else use
+        if attribute in _COMPILED:
+            self._prepare()
+            return object.__getattribute__(self, attribute)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {attribute!r}")
 
     # -- compilation -------------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        """Compile the state into readers and rules (each thread on its own, then publish)."""
+        if self._ready:
+            return
+        readers: tuple[_Reader, ...] = ()
+        rules: dict[RuleKey, _Compiled] = {}
+        fallthrough: _Compiled | None = None
+        problem: _Drift | None = None
+        if self.state is not None:
+            try:
+                readers, rules, fallthrough, problem = self._compile(self.state, self._registry)
+            except Exception as error:
+                # Decoding validated the state; should compiling still fail, evaluation
+                # must not: the default answers and explain() says why.
+                problem = _Drift("compile", f"{type(error).__name__}: {error}")
+        self._readers = readers
+        self._rules = rules
+        self._fallthrough = fallthrough
+        self._problem = problem
+        self.has_experiment = any(
+            isinstance(c, _Split) and isinstance(c.selector, Experiment)
+            for c in (*rules.values(), fallthrough)
+        )
+        self._ready = True
 
     def _reader(self, segment: str, registry: Registry) -> _Reader | _Drift:
         declared: SegmentDeclaration | None = registry.segments.get(segment)
@@ -146,21 +178,24 @@ class CompiledFeature:
         index, accessor = found
         return _Reader(segment, index, accessor.read)
 
-    def _compile(self, state: FeatureState, registry: Registry) -> None:
+    def _compile(
+        self, state: FeatureState, registry: Registry
+    ) -> tuple[tuple[_Reader, ...], dict[RuleKey, _Compiled], _Compiled | None, _Drift | None]:
         readers = []
         for segment in state.segments:
             reader = self._reader(segment, registry)
             if isinstance(reader, _Drift):
-                self._problem = reader
-                return
+                return (), {}, None, reader
             readers.append(reader)
-        self._readers = tuple(readers)
+        rules: dict[RuleKey, _Compiled] = {}
+        fallthrough: _Compiled | None = None
         for key, selector in state.rules.items():
             compiled = self._compile_selector(key, selector, registry)
             if key is None:
-                self._fallthrough = compiled
+                fallthrough = compiled
             else:
-                self._rules[key] = compiled
+                rules[key] = compiled
+        return tuple(readers), rules, fallthrough, None
 
     def _compile_selector(self, key: RuleKey, selector: Selector, registry: Registry) -> _Compiled:
         known = self.declaration.implementations
