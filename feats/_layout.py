@@ -35,6 +35,7 @@ __all__ = [
     "tail_socket_timeout",
     "text",
     "write_call",
+    "xread_args",
 ]
 
 DEFAULT_NAMESPACE = "default"
@@ -366,3 +367,8 @@ def check_replicas(version: str, acked: Any, wanted: int, timeout_ms: int) -> No
             f"written as version {version}, but only {count} of {wanted} replica(s) "
             f"acknowledged it within {timeout_ms} ms: a failover now could lose it"
         )
+
+
+def xread_args(log: str, after: str, block_ms: int, count: int = 1000) -> list[str | int]:
+    """XREAD's arguments: at most ``count`` entries after ``after``, blocking ``block_ms``."""
+    return ["COUNT", count, "BLOCK", block_ms, "STREAMS", log, after]

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 import redis
 import redis.sentinel
 from redis.backoff import NoBackoff
+from redis.client import NEVER_DECODE
 from redis.retry import Retry
 
 from ._core import Loaded, RawEntry
@@ -36,6 +37,7 @@ from ._layout import (
     tail_socket_timeout,
     text,
     write_call,
+    xread_args,
 )
 from ._memory import MemoryLog
 
@@ -211,10 +213,6 @@ class RedisStorage:
         self.wait_for_replicas = wait_for_replicas
         self.wait_timeout_ms = wait_timeout_ms
         self._tail, self._owns_tail = _tail_client(redis, block_ms)
-        self._write_script = redis.register_script(WRITE_SCRIPT)
-        self._load_script = self._tail.register_script(LOAD_SCRIPT)
-        self._current_script = redis.register_script(CURRENT_SCRIPT)
-        self._reseed_script = redis.register_script(RESEED_SCRIPT)
 
     def _call(self, what: str, function: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -224,38 +222,42 @@ class RedisStorage:
         except OSError as error:
             raise StorageError(f"Redis {what} failed: {error}") from error
 
+    def _raw(self, what: str, client: Any, *args: Any) -> Any:
+        """A command whose reply stays bytes, whatever the client's decode_responses.
+
+        text() decodes it, tolerating bytes that are not UTF-8: a decoding client would
+        fail on such an entry at every read, and the tail would never get past it.
+        """
+        return self._call(what, client.execute_command, *args, **{NEVER_DECODE: True})
+
+    def _eval(self, what: str, client: Any, script: str, keys: list[str], args: list[str]) -> Any:
+        # EVAL rather than EVALSHA: no NOSCRIPT after a restart or a failover; Redis caches it.
+        return self._raw(what, client, "EVAL", script, len(keys), *keys, *args)
+
     def block_ms(self, wanted: int) -> int:
         if self._owns_tail:
             return wanted
         return tail_block_ms(client_socket_timeout(self.redis), wanted)
 
     def load(self) -> Loaded:
-        reply = self._call("load", self._load_script, keys=load_keys(self.keys))
-        return parse_loaded(reply)
+        return parse_loaded(self._eval("load", self._tail, LOAD_SCRIPT, load_keys(self.keys), []))
 
     def read(self, after: str, block_ms: int) -> list[RawEntry]:
-        reply = self._call(
-            "read", self._tail.xread, {self.keys.log: after}, count=1000, block=block_ms
-        )
+        reply = self._raw("read", self._tail, "XREAD", *xread_args(self.keys.log, after, block_ms))
         return parse_xread(reply)
 
     def get_epoch(self) -> str | None:
-        value = self._call("epoch", self._tail.get, self.keys.epoch)
+        value = self._raw("epoch", self._tail, "GET", self.keys.epoch)
         return None if value is None else text(value)
 
     def current(self, feature: str) -> tuple[str, str] | None:
-        reply = self._call(
-            "read",
-            self._current_script,
-            keys=[self.keys.states, self.keys.versions],
-            args=[feature],
-        )
-        return parse_current(reply)
+        keys = [self.keys.states, self.keys.versions]
+        return parse_current(self._eval("read", self.redis, CURRENT_SCRIPT, keys, [feature]))
 
     def write(self, feature: str, record: str, expected: str | None) -> tuple[bool, str]:
         keys, args = write_call(self.keys, feature, record, expected)
         if self.wait_for_replicas <= 0:
-            return parse_write(self._call("write", self._write_script, keys=keys, args=args))
+            return parse_write(self._eval("write", self.redis, WRITE_SCRIPT, keys, args))
         reply, acked = self._call("write", self._write_and_wait, keys, args)
         written, version = parse_write(reply)
         if written:
@@ -269,7 +271,9 @@ class RedisStorage:
             # Cluster: the master of our one slot, through its own single-node client.
             client = client.get_node_from_key(keys[0]).redis_connection
         with client.pipeline(transaction=False) as pipe:
-            pipe.eval(WRITE_SCRIPT, len(keys), *keys, *args)
+            pipe.execute_command(
+                "EVAL", WRITE_SCRIPT, len(keys), *keys, *args, **{NEVER_DECODE: True}
+            )
             pipe.execute_command("WAIT", self.wait_for_replicas, self.wait_timeout_ms)
             reply, acked = pipe.execute()
         return reply, acked
@@ -282,10 +286,10 @@ class RedisStorage:
     ) -> int | None:
         """Write back what the store lost (see RESEED_SCRIPT); None if its epoch moved on."""
         keys, args = reseed_call(self.keys, items, epoch, history)
-        return parse_reseed(self._call("re-seed", self._reseed_script, keys=keys, args=args))
+        return parse_reseed(self._eval("re-seed", self.redis, RESEED_SCRIPT, keys, args))
 
     def history(self, feature: str) -> list[tuple[str, str]]:
-        reply = self._call("history", self.redis.xrange, self.keys.history(feature))
+        reply = self._raw("history", self.redis, "XRANGE", self.keys.history(feature), "-", "+")
         return [(entry.id, entry.fields.get("record", "")) for entry in parse_xrange(reply)]
 
     def add_exposures(self, fields: Mapping[str, str]) -> None:
@@ -299,8 +303,15 @@ class RedisStorage:
         )
 
     def read_exposures(self, after: str, count: int) -> list[RawEntry]:
-        reply = self._call(
-            "exposure read", self.redis.xrange, self.keys.exposures, f"({after}", "+", count
+        reply = self._raw(
+            "exposure read",
+            self.redis,
+            "XRANGE",
+            self.keys.exposures,
+            f"({after}",
+            "+",
+            "COUNT",
+            count,
         )
         return parse_xrange(reply)
 
@@ -308,7 +319,7 @@ class RedisStorage:
         self._call("catalog write", self.redis.hset, self.keys.catalog, identity, document)
 
     def read_catalog(self) -> dict[str, str]:
-        reply = self._call("catalog read", self.redis.hgetall, self.keys.catalog)
+        reply = self._raw("catalog read", self.redis, "HGETALL", self.keys.catalog)
         return {text(k): text(v) for k, v in (reply or {}).items()}
 
     def after_fork(self) -> None:

@@ -11,6 +11,7 @@ import redis.asyncio
 import redis.asyncio.sentinel
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.client import NEVER_DECODE
 
 from .._core import Loaded, RawEntry
 from .._errors import StorageError
@@ -36,6 +37,7 @@ from .._layout import (
     tail_socket_timeout,
     text,
     write_call,
+    xread_args,
 )
 from .._memory import MemoryLog
 from .._storage import History
@@ -208,10 +210,6 @@ class RedisStorage:
         self._block_ms = block_ms
         self._abandoned: list[Any] = []
         self._tail, self._owns_tail = _tail_client(redis, block_ms)
-        self._write_script = redis.register_script(WRITE_SCRIPT)
-        self._load_script = self._tail.register_script(LOAD_SCRIPT)
-        self._current_script = redis.register_script(CURRENT_SCRIPT)
-        self._reseed_script = redis.register_script(RESEED_SCRIPT)
 
     async def _call(self, what: str, awaitable: Any) -> Any:
         try:
@@ -219,35 +217,45 @@ class RedisStorage:
         except (redis.RedisError, OSError) as error:
             raise StorageError(f"Redis {what} failed: {error}") from error
 
+    async def _raw(self, what: str, client: Any, *args: Any) -> Any:
+        """A command whose reply stays bytes, whatever the client's decode_responses.
+
+        text() decodes it, tolerating bytes that are not UTF-8: a decoding client would
+        fail on such an entry at every read, and the tail would never get past it.
+        """
+        return await self._call(what, client.execute_command(*args, **{NEVER_DECODE: True}))
+
+    async def _eval(
+        self, what: str, client: Any, script: str, keys: list[str], args: list[str]
+    ) -> Any:
+        # EVAL rather than EVALSHA: no NOSCRIPT after a restart or a failover; Redis caches it.
+        return await self._raw(what, client, "EVAL", script, len(keys), *keys, *args)
+
     def block_ms(self, wanted: int) -> int:
         if self._owns_tail:
             return wanted
         return tail_block_ms(client_socket_timeout(self.redis), wanted)
 
     async def load(self) -> Loaded:
-        return parse_loaded(await self._call("load", self._load_script(keys=load_keys(self.keys))))
+        keys = load_keys(self.keys)
+        return parse_loaded(await self._eval("load", self._tail, LOAD_SCRIPT, keys, []))
 
     async def read(self, after: str, block_ms: int) -> list[RawEntry]:
-        reply = await self._call(
-            "read", self._tail.xread({self.keys.log: after}, count=1000, block=block_ms)
-        )
-        return parse_xread(reply)
+        args = xread_args(self.keys.log, after, block_ms)
+        return parse_xread(await self._raw("read", self._tail, "XREAD", *args))
 
     async def get_epoch(self) -> str | None:
-        value = await self._call("epoch", self._tail.get(self.keys.epoch))
+        value = await self._raw("epoch", self._tail, "GET", self.keys.epoch)
         return None if value is None else text(value)
 
     async def current(self, feature: str) -> tuple[str, str] | None:
-        reply = await self._call(
-            "read",
-            self._current_script(keys=[self.keys.states, self.keys.versions], args=[feature]),
-        )
-        return parse_current(reply)
+        keys = [self.keys.states, self.keys.versions]
+        return parse_current(await self._eval("read", self.redis, CURRENT_SCRIPT, keys, [feature]))
 
     async def write(self, feature: str, record: str, expected: str | None) -> tuple[bool, str]:
         keys, args = write_call(self.keys, feature, record, expected)
         if self.wait_for_replicas <= 0:
-            return parse_write(await self._call("write", self._write_script(keys=keys, args=args)))
+            return parse_write(await self._eval("write", self.redis, WRITE_SCRIPT, keys, args))
         reply, acked = await self._call("write", self._write_and_wait(keys, args))
         written, version = parse_write(reply)
         if written:
@@ -264,7 +272,7 @@ class RedisStorage:
         if not hasattr(client, "get_node_from_key"):
             async with client.pipeline(transaction=False) as pipe:
                 for command in commands:
-                    pipe.execute_command(*command)
+                    pipe.execute_command(*command, **{NEVER_DECODE: True})
                 reply, acked = await pipe.execute()
             return reply, acked
         # Cluster: both on one connection to the master of our one slot.
@@ -272,8 +280,8 @@ class RedisStorage:
         connection = node.acquire_connection()
         try:
             await connection.send_packed_command(connection.pack_commands(commands))
-            reply = await connection.read_response()
-            acked = await connection.read_response()
+            reply = await connection.read_response(disable_decoding=True)
+            acked = await connection.read_response(disable_decoding=True)
         except BaseException:
             await connection.disconnect()
             raise
@@ -291,10 +299,11 @@ class RedisStorage:
     ) -> int | None:
         """Write back what the store lost (see RESEED_SCRIPT); None if its epoch moved on."""
         keys, args = reseed_call(self.keys, items, epoch, history)
-        return parse_reseed(await self._call("re-seed", self._reseed_script(keys=keys, args=args)))
+        return parse_reseed(await self._eval("re-seed", self.redis, RESEED_SCRIPT, keys, args))
 
     async def history(self, feature: str) -> list[tuple[str, str]]:
-        reply = await self._call("history", self.redis.xrange(self.keys.history(feature)))
+        key = self.keys.history(feature)
+        reply = await self._raw("history", self.redis, "XRANGE", key, "-", "+")
         return [(entry.id, entry.fields.get("record", "")) for entry in parse_xrange(reply)]
 
     async def add_exposures(self, fields: Mapping[str, str]) -> None:
@@ -306,8 +315,15 @@ class RedisStorage:
         )
 
     async def read_exposures(self, after: str, count: int) -> list[RawEntry]:
-        reply = await self._call(
-            "exposure read", self.redis.xrange(self.keys.exposures, f"({after}", "+", count)
+        reply = await self._raw(
+            "exposure read",
+            self.redis,
+            "XRANGE",
+            self.keys.exposures,
+            f"({after}",
+            "+",
+            "COUNT",
+            count,
         )
         return parse_xrange(reply)
 
@@ -315,7 +331,7 @@ class RedisStorage:
         await self._call("catalog write", self.redis.hset(self.keys.catalog, identity, document))
 
     async def read_catalog(self) -> dict[str, str]:
-        reply = await self._call("catalog read", self.redis.hgetall(self.keys.catalog))
+        reply = await self._raw("catalog read", self.redis, "HGETALL", self.keys.catalog)
         return {text(k): text(v) for k, v in (reply or {}).items()}
 
     def after_fork(self) -> None:
@@ -334,7 +350,6 @@ class RedisStorage:
         if self._owns_tail:
             self._abandoned.append(self._tail)
             self._tail, self._owns_tail = _tail_client(self.redis, self._block_ms)
-            self._load_script = self._tail.register_script(LOAD_SCRIPT)
 
     async def interrupt(self) -> None:
         """Release the tail's own connections (the task itself is cancelled by the App)."""

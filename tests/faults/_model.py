@@ -65,6 +65,8 @@ def declare(app: AppBase[F, B]) -> tuple[F, SegmentHandle, SegmentHandle]:
     """A Country and a UserId segment, and Checkout with three implementations."""
 
     class Country:
+        OPTIONS = ("CA", "US", "GB")
+
         def user(self, user: User) -> str:
             return user.country
 
