@@ -59,6 +59,9 @@ class PropagationRun:
     quantiles_ms: list[float] = field(default_factory=list)
     write_ms_p50: float = 0.0
     startup_seconds: float = 0.0
+    # Full garbage collections in the App processes while the changes ran, and the longest.
+    full_collections: int = 0
+    full_collection_max_ms: float = 0.0
 
 
 @dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import subprocess
@@ -40,7 +41,7 @@ _REPO = Path(__file__).resolve().parent.parent
 
 
 def propagation_steps(settings: Settings) -> int:
-    return 2 * (settings.changes + 2)
+    return 3 * (settings.changes + 2)
 
 
 # --------------------------------------------------------------------------- the worker
@@ -52,6 +53,27 @@ def _app(url: str, namespace: str, flags: int) -> feats.aio.App:
     declare(app)
     declare_flags(app, flags)
     return app
+
+
+def _watch_full_collections() -> list[float]:
+    """Durations (ms) of this process's full garbage collections from now on.
+
+    25 Apps in one process hold 25 heaps' worth of objects, and a full collection walks
+    them all: the report shows these pauses beside the latency tail they cause.
+    """
+    pauses: list[float] = []
+    started: list[float] = [0.0]
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if info.get("generation") != 2:
+            return
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            pauses.append(round((time.perf_counter() - started[0]) * 1000, 2))
+
+    gc.callbacks.append(callback)
+    return pauses
 
 
 async def _worker(url: str, namespace: str, apps_count: int, flags: int) -> None:
@@ -68,6 +90,7 @@ async def _worker(url: str, namespace: str, apps_count: int, flags: int) -> None
 
         app.add_listener(stamp)
     await asyncio.gather(*(app.start() for app in apps))
+    pauses = _watch_full_collections()
     print("ready", flush=True)
     line = await asyncio.to_thread(sys.stdin.readline)
     last = line.split()[1] if line.startswith("done ") else None
@@ -75,7 +98,7 @@ async def _worker(url: str, namespace: str, apps_count: int, flags: int) -> None
         await asyncio.gather(
             *(app.wait_for_version(last, timeout=30) for app in apps), return_exceptions=True
         )
-    print(json.dumps(logs), flush=True)
+    print(json.dumps({"logs": logs, "gc_ms": pauses}), flush=True)
     await asyncio.gather(*(app.aclose() for app in apps), return_exceptions=True)
 
 
@@ -176,12 +199,15 @@ async def _one_run(url: str, settings: Settings, flags: int, section: Section) -
             section.advance(f"{flags} features: change {index + 1} of {settings.changes}")
         last = writes[-1][0]
         logs: list[list[tuple[str, float]]] = []
+        gc_ms: list[float] = []
         for worker in workers:
             worker.stdin.write(f"done {last}\n")
             worker.stdin.flush()
         for worker in workers:
             line = await asyncio.wait_for(asyncio.to_thread(worker.stdout.readline), 120)
-            logs.extend([(str(v), float(t)) for v, t in app_log] for app_log in json.loads(line))
+            report = json.loads(line)
+            logs.extend([(str(v), float(t)) for v, t in app_log] for app_log in report["logs"])
+            gc_ms.extend(float(pause) for pause in report["gc_ms"])
     finally:
         for worker in workers:
             try:
@@ -191,7 +217,10 @@ async def _one_run(url: str, settings: Settings, flags: int, section: Section) -
                 worker.process.wait(timeout=10)
         await writer.aclose()
         await asyncio.to_thread(delete_namespace, url, namespace)
-    return _summarise(settings, flags, writes, logs, startup)
+    run = _summarise(settings, flags, writes, logs, startup)
+    run.full_collections = len(gc_ms)
+    run.full_collection_max_ms = max(gc_ms, default=0.0)
+    return run
 
 
 def _summarise(
@@ -233,9 +262,11 @@ def _summarise(
 
 
 def run_propagation(settings: Settings, url: str, section: Section, results: Results) -> None:
-    """One run with the scenario features only, one with ``fanout_features`` configured."""
-    for flags in (0, settings.fanout_features):
-        results.propagation.append(asyncio.run(_one_run(url, settings, flags, section)))
+    """A single App (the baseline: no fan-out), then all Apps with the scenario features
+    only, then all Apps with ``fanout_features`` configured."""
+    single = settings.with_(apps=1, processes=1)
+    for run_settings, flags in ((single, 0), (settings, 0), (settings, settings.fanout_features)):
+        results.propagation.append(asyncio.run(_one_run(url, run_settings, flags, section)))
     for poll in DOCUMENTED_POLL_INTERVALS.values():
         results.poll_intervals.append(
             PollRow(poll.library, poll.mechanism, poll.default_seconds, poll.source)

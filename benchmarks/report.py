@@ -114,6 +114,8 @@ def compute_targets(results: Results) -> list[Target]:
             )
         )
     for run in results.propagation:
+        if run.apps == 1 and len(results.propagation) > 1:
+            continue  # the single-App baseline: no target of its own
         targets.append(
             Target(
                 f"propagation p99, {run.apps} Apps, {run.features:,} feature(s) configured",
@@ -269,13 +271,14 @@ def _propagation_md(results: Results) -> list[str]:
     if not results.propagation:
         return []
     lines = ["## Propagation", ""]
-    first = results.propagation[0]
+    first = max(results.propagation, key=lambda run: run.apps)
     lines.append(
         f"One writer (an asyncio App calling `admin.set_state`) and {first.apps} asyncio Apps "
         f"in {first.processes} processes, each App with its own Redis connections; "
         f"{first.changes} changes, one every {first.interval_ms:g} ms. Latency: from the "
         "writer's call (wall clock) to each App's change listener, which runs right after the "
-        "App swapped in the new snapshot. Every (App, change) pair is one sample."
+        "App swapped in the new snapshot. Every (App, change) pair is one sample. The first "
+        "row is a single App in one process: the same path without fan-out."
     )
     lines.append("")
     rows = [
@@ -290,6 +293,7 @@ def _propagation_md(results: Results) -> list[str]:
             f"{run.samples:,}",
             f"{run.missing:,}",
             _fmt(run.write_ms_p50),
+            f"{run.full_collections} ({_fmt(run.full_collection_max_ms, 0)} ms)",
         ]
         for run in results.propagation
     ]
@@ -305,9 +309,10 @@ def _propagation_md(results: Results) -> list[str]:
             "samples",
             "missed",
             "writer's set_state p50 ms",
+            "full GCs in App processes (longest)",
         ],
         rows,
-        "rrrrrrrrrr",
+        "rrrrrrrrrrr",
     )
     lines += ["", "The peers' documented default refresh, for comparison:", ""]
     poll_rows = [

@@ -98,7 +98,7 @@ def test_redis_sections_ran_when_redis_was_there(run: tuple[Path, dict[str, Any]
     _, document = run
     if document["machine"]["redis"] == "no Redis":
         pytest.skip("no redis-server on this machine")
-    assert len(document["propagation"]) == 2
+    assert len(document["propagation"]) == 3
     for propagation in document["propagation"]:
         assert propagation["missing"] == 0
         assert propagation["samples"] == propagation["apps"] * propagation["changes"]
