@@ -156,10 +156,7 @@ class ExposureBuffer:
 
     def take(self, limit: int) -> list[tuple[str, str, str, str | None]]:
         items = self._items
-        batch: list[tuple[str, str, str, str | None]] = []
-        while items and len(batch) < limit:
-            batch.append(items.popleft())
-        return batch
+        return [items.popleft() for _ in range(min(limit, len(items)))]
 
     def put_back(self, batch: list[tuple[str, str, str, str | None]]) -> None:
         """Return an unwritten batch to the front, dropping (and counting) what no longer fits."""
