@@ -213,6 +213,7 @@ class RedisStorage:
         self.wait_for_replicas = wait_for_replicas
         self.wait_timeout_ms = wait_timeout_ms
         self._tail, self._owns_tail = _tail_client(redis, block_ms)
+        self._eval_ro_known = True
 
     def _call(self, what: str, function: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -234,13 +235,28 @@ class RedisStorage:
         # EVAL rather than EVALSHA: no NOSCRIPT after a restart or a failover; Redis caches it.
         return self._raw(what, client, "EVAL", script, len(keys), *keys, *args)
 
+    def _eval_ro(
+        self, what: str, client: Any, script: str, keys: list[str], args: list[str]
+    ) -> Any:
+        """A read-only script: EVAL_RO needs only read access to its keys (a least-privilege
+        App user has no more), where EVAL asks for write access; EVAL before Redis 7."""
+        if self._eval_ro_known:
+            try:
+                return self._raw(what, client, "EVAL_RO", script, len(keys), *keys, *args)
+            except StorageError as error:
+                if "unknown command" not in str(error).lower():
+                    raise
+                self._eval_ro_known = False
+        return self._eval(what, client, script, keys, args)
+
     def block_ms(self, wanted: int) -> int:
         if self._owns_tail:
             return wanted
         return tail_block_ms(client_socket_timeout(self.redis), wanted)
 
     def load(self) -> Loaded:
-        return parse_loaded(self._eval("load", self._tail, LOAD_SCRIPT, load_keys(self.keys), []))
+        keys = load_keys(self.keys)
+        return parse_loaded(self._eval_ro("load", self._tail, LOAD_SCRIPT, keys, []))
 
     def read(self, after: str, block_ms: int) -> list[RawEntry]:
         reply = self._raw("read", self._tail, "XREAD", *xread_args(self.keys.log, after, block_ms))
@@ -252,7 +268,7 @@ class RedisStorage:
 
     def current(self, feature: str) -> tuple[str, str] | None:
         keys = [self.keys.states, self.keys.versions]
-        return parse_current(self._eval("read", self.redis, CURRENT_SCRIPT, keys, [feature]))
+        return parse_current(self._eval_ro("read", self.redis, CURRENT_SCRIPT, keys, [feature]))
 
     def write(self, feature: str, record: str, expected: str | None) -> tuple[bool, str]:
         keys, args = write_call(self.keys, feature, record, expected)

@@ -210,6 +210,7 @@ class RedisStorage:
         self._block_ms = block_ms
         self._abandoned: list[Any] = []
         self._tail, self._owns_tail = _tail_client(redis, block_ms)
+        self._eval_ro_known = True
 
     async def _call(self, what: str, awaitable: Any) -> Any:
         try:
@@ -231,6 +232,20 @@ class RedisStorage:
         # EVAL rather than EVALSHA: no NOSCRIPT after a restart or a failover; Redis caches it.
         return await self._raw(what, client, "EVAL", script, len(keys), *keys, *args)
 
+    async def _eval_ro(
+        self, what: str, client: Any, script: str, keys: list[str], args: list[str]
+    ) -> Any:
+        """A read-only script: EVAL_RO needs only read access to its keys (a least-privilege
+        App user has no more), where EVAL asks for write access; EVAL before Redis 7."""
+        if self._eval_ro_known:
+            try:
+                return await self._raw(what, client, "EVAL_RO", script, len(keys), *keys, *args)
+            except StorageError as error:
+                if "unknown command" not in str(error).lower():
+                    raise
+                self._eval_ro_known = False
+        return await self._eval(what, client, script, keys, args)
+
     def block_ms(self, wanted: int) -> int:
         if self._owns_tail:
             return wanted
@@ -238,7 +253,7 @@ class RedisStorage:
 
     async def load(self) -> Loaded:
         keys = load_keys(self.keys)
-        return parse_loaded(await self._eval("load", self._tail, LOAD_SCRIPT, keys, []))
+        return parse_loaded(await self._eval_ro("load", self._tail, LOAD_SCRIPT, keys, []))
 
     async def read(self, after: str, block_ms: int) -> list[RawEntry]:
         args = xread_args(self.keys.log, after, block_ms)
@@ -250,7 +265,8 @@ class RedisStorage:
 
     async def current(self, feature: str) -> tuple[str, str] | None:
         keys = [self.keys.states, self.keys.versions]
-        return parse_current(await self._eval("read", self.redis, CURRENT_SCRIPT, keys, [feature]))
+        reply = await self._eval_ro("read", self.redis, CURRENT_SCRIPT, keys, [feature])
+        return parse_current(reply)
 
     async def write(self, feature: str, record: str, expected: str | None) -> tuple[bool, str]:
         keys, args = write_call(self.keys, feature, record, expected)
