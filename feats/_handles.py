@@ -32,6 +32,31 @@ class SegmentHandle:
         return f"<segment {self.name}>"
 
 
+class _Unreachable:
+    """Where an implementation's name is looked up on a handle: feats chooses it, so say so.
+
+    A class attribute set as features are declared, rather than a ``__getattr__`` on the
+    handle class: with one, CPython reads every attribute of a handle the slow way, and
+    ``create`` reads five of them per call.
+    """
+
+    __slots__ = ("attribute",)
+
+    def __init__(self, attribute: str) -> None:
+        self.attribute = attribute
+
+    def __get__(self, handle: FeatureHandleBase | None, owner: type | None = None) -> Any:
+        if handle is None:
+            return self
+        attribute = self.attribute
+        if attribute in handle.declaration.implementations:
+            raise AttributeError(
+                f"{handle.name}.{attribute} cannot be called directly: feats chooses the "
+                f"implementation, call {handle.name}.create(...)"
+            )
+        raise AttributeError(f"{handle.name!r} feature handle has no attribute {attribute!r}")
+
+
 class FeatureHandleBase:
     """Shared by the sync and async handles: everything that does no I/O and never awaits."""
 
@@ -46,18 +71,13 @@ class FeatureHandleBase:
         self._awaited = frozenset(
             name for name, impl in declaration.implementations.items() if impl.is_async
         )
+        for attribute in declaration.implementations:
+            if not hasattr(FeatureHandleBase, attribute):
+                setattr(FeatureHandleBase, attribute, _Unreachable(attribute))
 
     def __call__(self) -> FeatureHandleBase:
         # PaymentProcessor() must not give back the class: its methods stay unreachable.
         return self
-
-    def __getattr__(self, attribute: str) -> Any:
-        if attribute in self.declaration.implementations:
-            raise AttributeError(
-                f"{self.name}.{attribute} cannot be called directly: feats chooses the "
-                f"implementation, call {self.name}.create(...)"
-            )
-        raise AttributeError(f"{self.name!r} feature handle has no attribute {attribute!r}")
 
     def __repr__(self) -> str:
         return f"<feature {self.name}: {', '.join(self._impls)}>"
