@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.util
+import json
 import os
 import sys
 import time
@@ -17,6 +18,7 @@ import redis
 from rich.text import Text
 
 from .. import __version__
+from .._backup import parse_backup
 from .._changes import history_changes
 from .._codec import decode_record
 from .._core import parse_version
@@ -164,6 +166,10 @@ def handled(function: F) -> F:
         return None
 
     return cast(F, wrapper)
+
+
+def render_json(document: Any) -> str:
+    return json.dumps(document, indent=2, ensure_ascii=False)
 
 
 @contextmanager
@@ -378,6 +384,93 @@ def catalog() -> None:
             out().print(render.catalog_table(published))
         for problem in published.problems:
             console(stderr=True).print(Text(f"skipped: {problem}", style="yellow"))
+
+
+# -- backups ---------------------------------------------------------------------------
+
+
+@cli.command("export")
+@click.option(
+    "--output",
+    "-o",
+    metavar="FILE",
+    default="-",
+    show_default=True,
+    help="Where to write the backup (- for standard output).",
+)
+@click.option("--no-history", is_flag=True, help="Only current states, not each history.")
+@common
+@handled
+def export(output: str, no_history: bool) -> None:
+    """Back up the namespace: every feature's current state and version, and its history,
+    as one JSON document that `feats import` restores."""
+    with session() as current:
+        document = current.admin.export_backup(history=not no_history)
+        text = render_json(document)
+        err = console(stderr=True)
+        if output == "-":
+            click.echo(text)
+        else:
+            with open(output, "w", encoding="utf-8") as file:
+                file.write(text + "\n")
+            err.print(
+                f"Exported {len(document['features'])} feature(s) of namespace "
+                f"{current.namespace!r} to {output}."
+            )
+        for skipped in document["skipped"]:
+            err.print(
+                Text(
+                    f"skipped {skipped['feature']} at {skipped['version']}: {skipped['error']}",
+                    style="yellow",
+                )
+            )
+
+
+@cli.command("import")
+@click.argument("backup", type=click.File("r", encoding="utf-8"))
+@click.option("--author", metavar="NAME", help="Who restores it (default: your OS user).")
+@click.option("--reason", metavar="TEXT", help="Why, for the history.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@common
+@handled
+def import_(backup: Any, author: str | None, reason: str | None, yes: bool) -> None:
+    """Restore a `feats export` BACKUP (a file, or - for standard input).
+
+    Into an empty namespace (Redis restarted without persistence) it comes back exactly,
+    versions and history included, in one atomic step. Into a configured one, every
+    feature whose state differs gets a new version with --author and --reason.
+    """
+    document = backup.read()
+    with session() as current:
+        parsed = parse_backup(document)
+        if not yes:
+            click.confirm(
+                f"Restore {len(parsed.features)} feature(s) into namespace {current.namespace!r}?",
+                default=False,
+                abort=True,
+                err=True,
+            )
+        result = current.admin.import_backup(
+            document, author=current.author(author), reason=reason or "feats import"
+        )
+        if settings().json:
+            render.emit_json(
+                {
+                    "mode": result.mode,
+                    "features": list(result.features),
+                    "unchanged": list(result.unchanged),
+                    "versions": dict(result.versions),
+                }
+            )
+            return
+        verb = "Restored" if result.mode == "restored" else "Wrote"
+        out().print(
+            Text(
+                f"✓ {verb} {len(result.features)} feature(s) into namespace "
+                f"{current.namespace!r}; {len(result.unchanged)} already matched.",
+                style="green",
+            )
+        )
 
 
 # -- changing --------------------------------------------------------------------------
