@@ -63,8 +63,21 @@ class _Drift:
 
 
 _Compiled = str | _Split | _Drift
-# What _prepare() fills in on first use.
-_COMPILED = frozenset({"_readers", "_rules", "_fallthrough", "_problem", "has_experiment"})
+
+
+_CONSTANTS: dict[str, Pick] = {}
+
+
+def _constant(answer: str) -> Pick:
+    """One shared function per answer: constant features allocate nothing of their own."""
+    pick = _CONSTANTS.get(answer)
+    if pick is None:
+
+        def pick(args: tuple[Any, ...]) -> str:
+            return answer
+
+        pick = _CONSTANTS.setdefault(answer, pick)
+    return pick
 
 
 class CompiledFeature:
@@ -72,6 +85,7 @@ class CompiledFeature:
 
     __slots__ = (
         "_fallthrough",
+        "_has_experiment",
         "_problem",
         "_readers",
         "_ready",
@@ -82,7 +96,6 @@ class CompiledFeature:
         "choose",
         "declaration",
         "default",
-        "has_experiment",
         "name",
         "state",
         "use",
@@ -106,34 +119,66 @@ class CompiledFeature:
         self._warn = warn
         self._record = record
         self._registry = registry
-        # Compiled on first use (__getattr__): loading 10,000 features allocates no
-        # readers, tables or closures for the ones this process never evaluates. The
-        # result is the same as compiling here: when a segment is declared later, the
-        # core replaces every configured feature's CompiledFeature anyway.
+        # Compiled on first use: loading 10,000 features allocates no readers, tables or
+        # closures for the ones this process never evaluates. The result is the same as
+        # compiling here: when a segment is declared later, the core replaces every
+        # configured feature's CompiledFeature anyway. A constant answer (no state, or one
+        # static fallthrough) is a shared function at once; otherwise choose and use start
+        # as trampolines (bound methods, not a __getattr__: that would slow every read of
+        # .use on the hot path) that build both and hand over.
         self._ready = False
+        constant = self._constant_answer(state)
+        if constant is not None:
+            self.choose: Pick = _constant(constant)
+            self.use: Pick = self.choose
+        else:
+            self.choose = self._first_choose
+            self.use = self._first_use
 
     _readers: tuple[_Reader, ...]
     _rules: dict[RuleKey, _Compiled]
     _fallthrough: _Compiled | None
     _problem: _Drift | None
-    has_experiment: bool
-    choose: Pick
-    use: Pick
+    _has_experiment: bool
 
-    def __getattr__(self, attribute: str) -> Any:
-        """Only reached while a slot is unset: compile, and build ``choose``/``use``, once."""
-        if attribute == "choose" or attribute == "use":
-            self._prepare()
-            choose = self._build(None)
-            use = self._build(self._record) if self.has_experiment else choose
-            # Two threads may race here; both build the same thing, either result is right.
-            self.choose = choose
-            self.use = use
-            return choose if attribute == "choose" else use
-        if attribute in _COMPILED:
-            self._prepare()
-            return object.__getattribute__(self, attribute)
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {attribute!r}")
+    def _constant_answer(self, state: FeatureState | None) -> str | None:
+        """The one implementation every input gets, when the state says so without segments."""
+        if state is None:
+            return self.default
+        if state.segments:
+            return None
+        if not state.rules:
+            return self.default
+        selector = state.rules.get(None)
+        if (
+            len(state.rules) == 1
+            and isinstance(selector, Static)
+            and selector.implementation in self.declaration.implementations
+        ):
+            return selector.implementation
+        return None
+
+    def _first_choose(self, args: tuple[Any, ...]) -> str:
+        self._finish()
+        return self.choose(args)
+
+    def _first_use(self, args: tuple[Any, ...]) -> str:
+        self._finish()
+        return self.use(args)
+
+    def _finish(self) -> None:
+        self._prepare()
+        choose = self._build(None)
+        use = self._build(self._record) if self._has_experiment else choose
+        # Two threads may race here; both build the same thing, either result is right.
+        self.choose = choose
+        self.use = use
+
+    @property
+    def has_experiment(self) -> bool:
+        """True when some rule is an experiment: ``use`` then records exposures."""
+        self._prepare()
+        return self._has_experiment
 
     # -- compilation -------------------------------------------------------------------
 
@@ -156,7 +201,7 @@ class CompiledFeature:
         self._rules = rules
         self._fallthrough = fallthrough
         self._problem = problem
-        self.has_experiment = any(
+        self._has_experiment = any(
             isinstance(c, _Split) and isinstance(c.selector, Experiment)
             for c in (*rules.values(), fallthrough)
         )
@@ -346,6 +391,7 @@ class CompiledFeature:
 
     def explain(self, args: tuple[Any, ...], *, stale: bool = False) -> Evaluation:
         """The same decision as ``choose``, with every step recorded. Never raises."""
+        self._prepare()
         values: dict[str, str] = {}
 
         def answer(implementation: str, reason: str, **more: Any) -> Evaluation:
