@@ -169,7 +169,11 @@ class App(AppBase[Feature, Boolean]):
                 if isinstance(action, Read):
                     tail.on_entries(storage.read(action.after, action.block_ms))
                 elif isinstance(action, Load):
+                    epoch = self._core.epoch
                     tail.on_loaded(storage.load())
+                    if self._core.epoch != epoch:
+                        # Another store (or one that lost everything): publish afresh.
+                        self._catalog = CatalogPublisher(self.registry)
                     self._publish_catalog()
                     self._first_load.set()
                 elif isinstance(action, CheckEpoch):

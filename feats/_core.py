@@ -41,6 +41,8 @@ MAX_ENTRY_CHARS = MAX_RECORD_BYTES + 4096
 """A change-log entry larger than this is skipped unread: its record alone may not exceed
 MAX_RECORD_BYTES, and its other fields are a feature name and a version."""
 MAX_RESEED_ATTEMPTS = 3
+OVERSIZED = "oversized:"
+"""What LOAD_SCRIPT sends instead of a record over MAX_RECORD_BYTES, followed by its size."""
 
 
 def parse_version(version: str) -> tuple[int, int]:
@@ -318,6 +320,10 @@ class AppCore:
     # -- applying storage --------------------------------------------------------------
 
     def _decode(self, where: str, raw: str, feature: str | None) -> Record | None:
+        if raw.startswith(OVERSIZED):
+            size = raw.removeprefix(OVERSIZED)
+            self.report(where, f"record is {size} bytes, over the {MAX_RECORD_BYTES} byte limit")
+            return None
         try:
             record = decode_record(raw)
         except CodecError as error:

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ._codec import MAX_RECORD_BYTES
 from ._core import Loaded, RawEntry
 from ._errors import StorageError
 
@@ -22,6 +23,7 @@ __all__ = [
     "check_replicas",
     "client_socket_timeout",
     "encode_exposures",
+    "load_args",
     "load_keys",
     "new_epoch",
     "parse_current",
@@ -123,12 +125,22 @@ return {1, id}
 """
 
 # KEYS: log, states, versions, epoch. One atomic read of everything an App needs to start.
+# ARGV[1] (optional): the largest record to send; a larger one comes back as
+# "oversized:<bytes>" (feats._core.OVERSIZED), so a huge hand-written value stays in Redis
+# instead of reaching every App at every load.
 LOAD_SCRIPT = """
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local head = '0-0'
 if #last > 0 then head = last[1][1] end
-return {head, redis.call('GET', KEYS[4]), redis.call('HGETALL', KEYS[2]),
-        redis.call('HGETALL', KEYS[3])}
+local states = redis.call('HGETALL', KEYS[2])
+local limit = tonumber(ARGV[1])
+if limit then
+  for i = 2, #states, 2 do
+    local size = string.len(states[i])
+    if size > limit then states[i] = 'oversized:' .. size end
+  end
+end
+return {head, redis.call('GET', KEYS[4]), states, redis.call('HGETALL', KEYS[3])}
 """
 
 
@@ -232,6 +244,11 @@ def parse_write(reply: Any) -> tuple[bool, str]:
 
 def load_keys(keys: Keys) -> list[str]:
     return [keys.log, keys.states, keys.versions, keys.epoch]
+
+
+def load_args() -> list[str]:
+    """LOAD_SCRIPT's ARGV: records over MAX_RECORD_BYTES are not sent."""
+    return [str(MAX_RECORD_BYTES)]
 
 
 def parse_current(reply: Any) -> tuple[str, str] | None:

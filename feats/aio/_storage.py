@@ -25,6 +25,7 @@ from .._layout import (
     Keys,
     check_replicas,
     client_socket_timeout,
+    load_args,
     load_keys,
     parse_current,
     parse_loaded,
@@ -253,7 +254,7 @@ class RedisStorage:
 
     async def load(self) -> Loaded:
         keys = load_keys(self.keys)
-        return parse_loaded(await self._eval_ro("load", self._tail, LOAD_SCRIPT, keys, []))
+        return parse_loaded(await self._eval_ro("load", self._tail, LOAD_SCRIPT, keys, load_args()))
 
     async def read(self, after: str, block_ms: int) -> list[RawEntry]:
         args = xread_args(self.keys.log, after, block_ms)

@@ -147,6 +147,12 @@ def test_sigkill_without_persistence_reseeds_the_empty_store(
         assert watch.xlen(keys.log) == 1
         assert reader.Checkout.explain(CANADIAN).version == first
         assert writer.app.admin.get_state(writer.Checkout) == canada_gets("express")
+        # The catalog entry the wipe took is published again (the CLI needs it).
+        poll(
+            lambda: "Checkout" in writer.app.admin.catalog().registry().features,
+            timeout=RECOVERY_BOUND,
+            what="the catalog republished",
+        )
         probe.expected = None
         # Versions survived, so a compare-and-set against the old one still succeeds.
         second = writer.app.admin.set_state(
