@@ -177,7 +177,10 @@ class App(AppBase[Feature, Boolean]):
                     self._publish_catalog()
                     self._first_load.set()
                 elif isinstance(action, CheckEpoch):
-                    tail.on_epoch(storage.get_epoch())
+                    if action.head and hasattr(storage, "epoch_and_head"):
+                        tail.on_epoch(*storage.epoch_and_head())
+                    else:
+                        tail.on_epoch(storage.get_epoch())
                     self._publish_catalog()
                 elif isinstance(action, Reseed):
                     tail.on_reseeded(storage.reseed(action.items, action.epoch))

@@ -472,7 +472,11 @@ class Read:
 
 @dataclass(frozen=True)
 class CheckEpoch:
-    """Ask for the store's epoch: a wiped or replaced Redis shows here."""
+    """Ask for the store's epoch: a wiped or replaced Redis shows here. With ``head``, its
+    last log id too: a store that lost its last writes (a failover to a lagging replica)
+    shows there. Only asked after an error, as every such loss breaks the connection."""
+
+    head: bool = False
 
 
 @dataclass(frozen=True)
@@ -596,9 +600,13 @@ class Tail:
         self._healthy()
         self._next = Read(self.core.head, self.block_ms)
 
-    def on_epoch(self, epoch: str | None) -> None:
+    def on_epoch(self, epoch: str | None, head: str | None = None) -> None:
+        """``head``: the store's last log id, if the storage can tell (None: unknown)."""
         self.failures = 0
-        if epoch != self.core.epoch:
+        behind = head is not None and _position(head) < _position(self.core.head)
+        if epoch != self.core.epoch or behind:
+            # Replaced, or behind what this App applied: it lost writes. A full load
+            # compares them feature by feature (and re-seeds what is missing).
             self._next = Load()
             return
         self._healthy()
@@ -612,7 +620,7 @@ class Tail:
             self.core.report("re-seeding the store", f"{type(error).__name__}: {error}")
             self._after_wait = Load()
         else:
-            self._after_wait = Load() if not self.loaded_once else CheckEpoch()
+            self._after_wait = Load() if not self.loaded_once else CheckEpoch(head=True)
         self.core.set_state("stale", f"{type(error).__name__}: {error}")
         delay = min(self.max_backoff, 0.05 * 2 ** min(self.failures, 10))
         self._next = Wait(delay * (0.5 + random.random() / 2))

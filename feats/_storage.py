@@ -19,6 +19,7 @@ from ._layout import (
     CURRENT_SCRIPT,
     DEFAULT_NAMESPACE,
     EXPOSURES_MAXLEN,
+    HEAD_SCRIPT,
     LOAD_SCRIPT,
     RESEED_SCRIPT,
     WRITE_SCRIPT,
@@ -28,6 +29,7 @@ from ._layout import (
     load_args,
     load_keys,
     parse_current,
+    parse_head,
     parse_loaded,
     parse_reseed,
     parse_write,
@@ -59,6 +61,7 @@ class Storage(Protocol):
     def load(self) -> Loaded: ...
     def read(self, after: str, block_ms: int) -> list[RawEntry]: ...
     def get_epoch(self) -> str | None: ...
+    def epoch_and_head(self) -> tuple[str | None, str]: ...
     def current(self, feature: str) -> tuple[str, str] | None: ...
     def write(self, feature: str, record: str, expected: str | None) -> tuple[bool, str]: ...
     def reseed(
@@ -98,6 +101,10 @@ class MemoryStorage:
 
     def get_epoch(self) -> str | None:
         return self.log.epoch
+
+    def epoch_and_head(self) -> tuple[str | None, str]:
+        with self._changed:
+            return self.log.epoch, self.log.head
 
     def current(self, feature: str) -> tuple[str, str] | None:
         with self._changed:
@@ -266,6 +273,11 @@ class RedisStorage:
     def get_epoch(self) -> str | None:
         value = self._raw("epoch", self._tail, "GET", self.keys.epoch)
         return None if value is None else text(value)
+
+    def epoch_and_head(self) -> tuple[str | None, str]:
+        """The epoch and the last log id, in one round trip (see HEAD_SCRIPT)."""
+        keys = [self.keys.log, self.keys.epoch]
+        return parse_head(self._eval_ro("head", self._tail, HEAD_SCRIPT, keys, []))
 
     def current(self, feature: str) -> tuple[str, str] | None:
         keys = [self.keys.states, self.keys.versions]

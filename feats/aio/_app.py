@@ -194,7 +194,10 @@ class App(AppBase[Feature, Boolean]):
                     await self._publish_catalog()
                     self._first_load.set()
                 elif isinstance(action, CheckEpoch):
-                    tail.on_epoch(await storage.get_epoch())
+                    if action.head and hasattr(storage, "epoch_and_head"):
+                        tail.on_epoch(*await storage.epoch_and_head())
+                    else:
+                        tail.on_epoch(await storage.get_epoch())
                     await self._publish_catalog()
                 elif isinstance(action, Reseed):
                     tail.on_reseeded(await storage.reseed(action.items, action.epoch))

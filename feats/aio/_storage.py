@@ -19,6 +19,7 @@ from .._layout import (
     CURRENT_SCRIPT,
     DEFAULT_NAMESPACE,
     EXPOSURES_MAXLEN,
+    HEAD_SCRIPT,
     LOAD_SCRIPT,
     RESEED_SCRIPT,
     WRITE_SCRIPT,
@@ -28,6 +29,7 @@ from .._layout import (
     load_args,
     load_keys,
     parse_current,
+    parse_head,
     parse_loaded,
     parse_reseed,
     parse_write,
@@ -54,6 +56,7 @@ class Storage(Protocol):
     async def load(self) -> Loaded: ...
     async def read(self, after: str, block_ms: int) -> list[RawEntry]: ...
     async def get_epoch(self) -> str | None: ...
+    async def epoch_and_head(self) -> tuple[str | None, str]: ...
     async def current(self, feature: str) -> tuple[str, str] | None: ...
     async def write(self, feature: str, record: str, expected: str | None) -> tuple[bool, str]: ...
     async def reseed(
@@ -104,6 +107,9 @@ class MemoryStorage:
 
     async def get_epoch(self) -> str | None:
         return self.log.epoch
+
+    async def epoch_and_head(self) -> tuple[str | None, str]:
+        return self.log.epoch, self.log.head
 
     async def current(self, feature: str) -> tuple[str, str] | None:
         if feature not in self.log.states:
@@ -263,6 +269,11 @@ class RedisStorage:
     async def get_epoch(self) -> str | None:
         value = await self._raw("epoch", self._tail, "GET", self.keys.epoch)
         return None if value is None else text(value)
+
+    async def epoch_and_head(self) -> tuple[str | None, str]:
+        """The epoch and the last log id, in one round trip (see HEAD_SCRIPT)."""
+        keys = [self.keys.log, self.keys.epoch]
+        return parse_head(await self._eval_ro("head", self._tail, HEAD_SCRIPT, keys, []))
 
     async def current(self, feature: str) -> tuple[str, str] | None:
         keys = [self.keys.states, self.keys.versions]

@@ -229,3 +229,19 @@ def test_backup_documents_validate_and_plan() -> None:
     ):
         with pytest.raises(feats.CodecError):
             parse_backup(broken)
+
+
+def test_after_an_error_a_store_behind_this_app_is_reloaded() -> None:
+    m = model()
+    tail = started(m.app._core)
+    tail.on_entries([])  # idle: only the epoch is asked for
+    idle = tail.next_action()
+    assert isinstance(idle, CheckEpoch) and not idle.head
+    tail.on_error(feats.StorageError("connection reset"))
+    tail.on_waited()
+    after_error = tail.next_action()
+    assert isinstance(after_error, CheckEpoch) and after_error.head
+    tail.on_epoch("e1", V2)  # same epoch, same head: resume reading
+    assert isinstance(tail.next_action(), Read)
+    tail.on_epoch("e1", V1)  # same epoch, an older head: it lost writes
+    assert isinstance(tail.next_action(), Load)
