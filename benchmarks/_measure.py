@@ -24,7 +24,9 @@ __all__ = [
     "sanity",
     "shares",
     "time_async",
+    "time_async_ns",
     "time_sync",
+    "time_sync_ns",
 ]
 
 
@@ -51,6 +53,22 @@ def loop_overhead_ns(users: Sequence[User], repeat: int) -> float:
                 pass
             runs.append((time.perf_counter_ns() - started) / len(users))
     return statistics.median(runs)
+
+
+def time_sync_ns(fn: Callable[[User], Any], users: Sequence[User]) -> int:
+    """ns to call ``fn`` once per user (the caller pauses the collector)."""
+    started = time.perf_counter_ns()
+    for user in users:
+        fn(user)
+    return time.perf_counter_ns() - started
+
+
+async def time_async_ns(fn: Callable[[User], Awaitable[Any]], users: Sequence[User]) -> int:
+    """ns to await ``fn`` once per user, back to back inside the running coroutine."""
+    started = time.perf_counter_ns()
+    for user in users:
+        await fn(user)
+    return time.perf_counter_ns() - started
 
 
 def time_sync(fn: Callable[[User], Any], users: Sequence[User], repeat: int) -> list[float]:

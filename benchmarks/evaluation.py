@@ -16,7 +16,13 @@ import redis.asyncio
 import feats
 import feats.aio
 from benchmarks._guard import loopback_only
-from benchmarks._measure import loop_overhead_ns, sanity, time_async, time_sync
+from benchmarks._measure import (
+    gc_paused,
+    loop_overhead_ns,
+    sanity,
+    time_async_ns,
+    time_sync_ns,
+)
 from benchmarks._progress import Section
 from benchmarks._redis import delete_namespace, fresh_namespace
 from benchmarks._results import EvaluationRow, Failure, Results
@@ -34,6 +40,8 @@ from benchmarks.peers import SCENARIOS, PeerCase, build_peer_cases
 __all__ = ["evaluation_steps", "run_evaluation"]
 
 FEATS_VERSION = feats.__version__
+CHUNK = 250
+"""Users per timed slice: long enough for the clock, short next to the machine's noise."""
 
 
 def evaluation_steps(settings: Settings) -> int:
@@ -213,6 +221,29 @@ async def _answers(subject: _Subject, users: Sequence[User]) -> list[str]:
     return [answer_of(subject.fn(user)) for user in users]
 
 
+async def _round(subjects: Sequence[_Subject], users: Sequence[User]) -> None:
+    """One timed pass of every subject over every user, finely interleaved.
+
+    The users go in slices of CHUNK; each slice is timed for every subject in turn (the order
+    rotating from slice to slice), so a burst of noise from the rest of the machine, which
+    lasts far longer than a slice, lands on every subject alike instead of on whichever
+    subject's whole pass it happened to overlap.
+    """
+    totals = [0] * len(subjects)
+    chunks = [users[start : start + CHUNK] for start in range(0, len(users), CHUNK)]
+    with gc_paused():
+        for number, chunk in enumerate(chunks):
+            for offset in range(len(subjects)):
+                index = (number + offset) % len(subjects)
+                subject = subjects[index]
+                if subject.is_async:
+                    totals[index] += await time_async_ns(subject.fn, chunk)
+                else:
+                    totals[index] += time_sync_ns(subject.fn, chunk)
+    for subject, total in zip(subjects, totals, strict=True):
+        subject.runs.append(total / len(users))
+
+
 async def _scenario(
     scenario: str,
     apps: _Apps,
@@ -240,15 +271,10 @@ async def _scenario(
                 subjects.remove(subject)
         await apps.drain()
         section.advance(f"({scenario}) answers checked")
-        # Passes interleave (one of every subject per round) so drift hits all rows alike.
         for round_ in range(settings.repeat):
             section.note(f"({scenario}) timing, round {round_ + 1} of {settings.repeat}")
-            for subject in subjects:
-                if subject.is_async:
-                    subject.runs += await time_async(subject.fn, users, 1)
-                else:
-                    subject.runs += time_sync(subject.fn, users, 1)
-                await apps.drain()
+            await _round(subjects, users)
+            await apps.drain()
             section.advance(f"({scenario}) round {round_ + 1} of {settings.repeat}")
     finally:
         for case in cases:

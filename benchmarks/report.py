@@ -209,8 +209,9 @@ def _evaluation_md(results: Results) -> list[str]:
         "Nanoseconds per call, the median of the timed passes; every pass evaluates each of "
         f"{results.settings.get('users', 0):,} distinct users once. The bare loop "
         f"({results.loop_overhead_ns:.1f} ns per iteration) is subtracted from every row. "
-        "Passes of all rows of a scenario are interleaved, so drift of the machine hits every "
-        "row alike. Ratios are to the floor of the same scenario."
+        "The rows of a scenario are timed interleaved, 250 users at a time in rotating order, "
+        "so bursts of noise from the rest of the machine hit every row alike. Ratios are to "
+        "the floor of the same scenario."
     )
     lines.append("")
     header = ["library", "call", *[f"({s})" for s in SCENARIOS]]
