@@ -1,10 +1,13 @@
 """Exposures: sustained experiment evaluations with their exposures written to Redis.
 
-A loop evaluates scenario (d) flat out for a few seconds, yielding to the event loop every
-1,000 calls the way a server yields between requests, so the App's exposure writer runs
-meanwhile (the sync App's writer is a thread and runs whenever it gets the GIL). The same
-loop over the same split configured as a Rollout (no exposures) is the "off" run. Written
-exposures are counted back from the Redis stream, not taken on the App's word.
+One App declares scenario (d) twice: as an Experiment (every create() records an exposure)
+and as the same split configured as a Rollout (no exposures). A loop evaluates one of them
+flat out for a short phase, yielding to the event loop every 1,000 calls the way a server
+yields between requests, so the App's exposure writer runs meanwhile (the sync App's writer
+is a thread and runs whenever it gets the GIL). After an exposures-on phase the loop waits
+until the writer has drained the buffer, and that wait counts as the phase's cost. Phases
+alternate, on and off, so the machine's noise lands on both. Written exposures are counted
+back from the Redis stream, not taken on the App's word.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -23,17 +27,19 @@ import feats.aio
 from benchmarks._progress import Section
 from benchmarks._redis import delete_namespace, fresh_namespace
 from benchmarks._results import ExposureRun, Failure, Results
-from benchmarks._scenarios import declare, scenario_states
+from benchmarks._scenarios import AnyApp, declare, scenario_states
 from benchmarks._settings import Settings
 from benchmarks._users import User, make_users
 
 __all__ = ["exposure_steps", "run_exposures"]
 
 CHUNK = 1_000
+PHASES = 6
+"""Phases per mode: the run's seconds are split into this many on/off pairs."""
 
 
 def exposure_steps(settings: Settings) -> int:
-    return 4
+    return 2 * PHASES
 
 
 def _stream_total(url: str, namespace: str) -> int:
@@ -53,115 +59,127 @@ def _stream_total(url: str, namespace: str) -> int:
         client.close()
 
 
+@dataclass
+class _Tally:
+    seconds: float = 0.0
+    drain: float = 0.0
+    evaluations: int = 0
+
+
+def _pending(app: AnyApp) -> int:
+    return len(app._core.exposures)
+
+
 def _run(
-    app_kind: str,
-    exposures: bool,
-    started: float,
-    ended: float,
-    drained: float,
-    evaluations: int,
-    before: feats.Status,
-    after: feats.Status,
-    in_redis: int,
+    kind: str, on: bool, tally: _Tally, before: feats.Status, after: feats.Status, in_redis: int
 ) -> ExposureRun:
-    seconds = ended - started
-    written = after.exposures_written - before.exposures_written
+    spent = tally.seconds + tally.drain
     return ExposureRun(
-        app=app_kind,
-        exposures=exposures,
-        seconds=round(seconds, 3),
-        evaluations=evaluations,
-        ns_per_evaluation=round(seconds / max(evaluations, 1) * 1e9, 1),
-        recorded=evaluations if exposures else 0,
-        written=written,
-        in_redis=in_redis,
-        dropped=after.exposures_dropped - before.exposures_dropped,
-        drain_seconds=round(drained - ended, 3),
-        exposures_per_second=round(written / (drained - started)) if exposures else 0,
+        app=kind,
+        exposures=on,
+        seconds=round(tally.seconds, 3),
+        evaluations=tally.evaluations,
+        ns_per_evaluation=round(spent / max(tally.evaluations, 1) * 1e9, 1),
+        recorded=tally.evaluations if on else 0,
+        written=after.exposures_written - before.exposures_written if on else 0,
+        in_redis=in_redis if on else 0,
+        dropped=after.exposures_dropped - before.exposures_dropped if on else 0,
+        drain_seconds=round(tally.drain, 3),
+        exposures_per_second=round(in_redis / spent) if on and spent > 0 else 0,
     )
 
 
 async def _aio(
     settings: Settings, url: str, users: Sequence[User], section: Section
 ) -> list[ExposureRun]:
-    runs = []
-    for key, on in (("d", True), ("d-off", False)):
-        namespace = fresh_namespace("exposures-aio")
-        client = redis.asyncio.Redis.from_url(url)
-        app = feats.aio.App(storage=feats.aio.RedisStorage(redis=client, namespace=namespace))
-        handles = declare(app)
-        await app.start()
-        try:
-            await app.admin.set_state(
-                handles.features[key], scenario_states(handles)[key], author="bench", reason="x"
-            )
-            create = handles.features[key].create
-            chunks = [users[i : i + CHUNK] for i in range(0, len(users), CHUNK)]
-            before = app.status
-            evaluations = 0
-            started = time.perf_counter()
-            deadline = started + settings.exposure_seconds
-            while time.perf_counter() < deadline:
-                for chunk in chunks:
-                    for user in chunk:
-                        await create(user)
-                    evaluations += len(chunk)
-                    await asyncio.sleep(0)
-            ended = time.perf_counter()
-            while len(app._core.exposures) and time.perf_counter() < ended + 30:  # noqa: ASYNC110
-                await asyncio.sleep(0.001)
-            drained = time.perf_counter()
-            after = app.status
-            in_redis = await asyncio.to_thread(_stream_total, url, namespace)
-        finally:
-            await app.aclose()
-            await client.aclose()
-            await asyncio.to_thread(delete_namespace, url, namespace)
-        runs.append(
-            _run("asyncio", on, started, ended, drained, evaluations, before, after, in_redis)
-        )
-        section.advance(f"asyncio App, exposures {'on' if on else 'off'}")
-    return runs
+    namespace = fresh_namespace("exposures-aio")
+    client = redis.asyncio.Redis.from_url(url)
+    app = feats.aio.App(storage=feats.aio.RedisStorage(redis=client, namespace=namespace))
+    handles = declare(app)
+    await app.start()
+    chunks = [users[i : i + CHUNK] for i in range(0, len(users), CHUNK)]
+    phase = settings.exposure_seconds / PHASES
+    tallies = {True: _Tally(), False: _Tally()}
+    try:
+        states = scenario_states(handles)
+        for key in ("d", "d-off"):
+            await app.admin.set_state(handles.features[key], states[key], author="b", reason="x")
+        creates: dict[bool, Callable[[User], Any]] = {
+            True: handles.features["d"].create,
+            False: handles.features["d-off"].create,
+        }
+        before = app.status
+        for number in range(PHASES):
+            for on in (True, False):
+                create, tally = creates[on], tallies[on]
+                started = time.perf_counter()
+                deadline = started + phase
+                while time.perf_counter() < deadline:
+                    for chunk in chunks:
+                        for user in chunk:
+                            await create(user)
+                        tally.evaluations += len(chunk)
+                        await asyncio.sleep(0)
+                ended = time.perf_counter()
+                while _pending(app) and time.perf_counter() < ended + 30:  # noqa: ASYNC110
+                    await asyncio.sleep(0.001)
+                tally.seconds += ended - started
+                tally.drain += time.perf_counter() - ended
+                section.advance(f"asyncio App, phase {number + 1}, exposures {on}")
+        after = app.status
+        in_redis = await asyncio.to_thread(_stream_total, url, namespace)
+    finally:
+        await app.aclose()
+        await client.aclose()
+        await asyncio.to_thread(delete_namespace, url, namespace)
+    return [
+        _run("asyncio", True, tallies[True], before, after, in_redis),
+        _run("asyncio", False, tallies[False], before, after, in_redis),
+    ]
 
 
-def _sync(
-    settings: Settings, url: str, users: Sequence[User], section: Section
-) -> list[ExposureRun]:
-    runs = []
-    for key, on in (("d", True), ("d-off", False)):
-        namespace = fresh_namespace("exposures-sync")
-        app = feats.App(
-            storage=feats.RedisStorage(redis=redis.Redis.from_url(url), namespace=namespace)
-        )
-        handles = declare(app)
-        app.start()
-        try:
-            app.admin.set_state(
-                handles.features[key], scenario_states(handles)[key], author="bench", reason="x"
-            )
-            create = handles.features[key].create
-            chunks = [users[i : i + CHUNK] for i in range(0, len(users), CHUNK)]
-            before = app.status
-            evaluations = 0
-            started = time.perf_counter()
-            deadline = started + settings.exposure_seconds
-            while time.perf_counter() < deadline:
-                for chunk in chunks:
-                    for user in chunk:
-                        create(user)
-                    evaluations += len(chunk)
-            ended = time.perf_counter()
-            while len(app._core.exposures) and time.perf_counter() < ended + 30:
-                time.sleep(0.001)
-            drained = time.perf_counter()
-            after = app.status
-            in_redis = _stream_total(url, namespace)
-        finally:
-            app.close()
-            delete_namespace(url, namespace)
-        runs.append(_run("sync", on, started, ended, drained, evaluations, before, after, in_redis))
-        section.advance(f"sync App, exposures {'on' if on else 'off'}")
-    return runs
+def _sync(settings: Settings, url: str, users: Sequence[User]) -> list[ExposureRun]:
+    namespace = fresh_namespace("exposures-sync")
+    storage = feats.RedisStorage(redis=redis.Redis.from_url(url), namespace=namespace)
+    app = feats.App(storage=storage)
+    handles = declare(app)
+    app.start()
+    chunks = [users[i : i + CHUNK] for i in range(0, len(users), CHUNK)]
+    phase = settings.exposure_seconds / PHASES
+    tallies = {True: _Tally(), False: _Tally()}
+    try:
+        states = scenario_states(handles)
+        for key in ("d", "d-off"):
+            app.admin.set_state(handles.features[key], states[key], author="b", reason="x")
+        creates: dict[bool, Callable[[User], Any]] = {
+            True: handles.features["d"].create,
+            False: handles.features["d-off"].create,
+        }
+        before = app.status
+        for _ in range(PHASES):
+            for on in (True, False):
+                create, tally = creates[on], tallies[on]
+                started = time.perf_counter()
+                deadline = started + phase
+                while time.perf_counter() < deadline:
+                    for chunk in chunks:
+                        for user in chunk:
+                            create(user)
+                        tally.evaluations += len(chunk)
+                ended = time.perf_counter()
+                while _pending(app) and time.perf_counter() < ended + 30:
+                    time.sleep(0.001)
+                tally.seconds += ended - started
+                tally.drain += time.perf_counter() - ended
+        after = app.status
+        in_redis = _stream_total(url, namespace)
+    finally:
+        app.close()
+        delete_namespace(url, namespace)
+    return [
+        _run("sync", True, tallies[True], before, after, in_redis),
+        _run("sync", False, tallies[False], before, after, in_redis),
+    ]
 
 
 def run_exposures(settings: Settings, url: str | None, section: Section, results: Results) -> None:
@@ -171,5 +189,6 @@ def run_exposures(settings: Settings, url: str | None, section: Section, results
         return
     users = make_users(settings.users)
     results.exposures.extend(asyncio.run(_aio(settings, url, users, section)))
-    results.exposures.extend(_sync(settings, url, users, section))
+    section.note("sync App")
+    results.exposures.extend(_sync(settings, url, users))
     section.done()
