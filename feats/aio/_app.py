@@ -40,7 +40,8 @@ class Feature(FeatureHandleBase):
         if len(args) != self._arity:
             self._arguments(args)
         name = self._core.compiled[self.name].use(args)
-        if name in self._awaited:
+        # Most features have no async implementation: an empty set skips the lookup.
+        if self._awaited and name in self._awaited:
             return await self._impls[name](*args)
         return self._impls[name](*args)
 
@@ -64,7 +65,7 @@ class Boolean(Feature):
             return True
         if name == "disabled":
             return False
-        if name in self._awaited:
+        if self._awaited and name in self._awaited:
             return bool(await self._impls[name](*args))
         return bool(self._impls[name](*args))
 
