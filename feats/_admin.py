@@ -153,7 +153,7 @@ class Admin:
     # -- changing ----------------------------------------------------------------------
 
     def _plan(self, name: str, edit: Edit) -> tuple[Plan, Record | None]:
-        version, previous = decode_current(self._app.storage.current(name))
+        version, previous = decode_current(self._app.storage.current(name), overwriting=True)
         own = self._app.registry
         registry: Registry | None = own
         if name not in own.features:

@@ -63,11 +63,23 @@ def plan_write(
     return record, encode_record(record)
 
 
-def decode_current(current: tuple[str, str] | None) -> tuple[str | None, Record | None]:
+def decode_current(
+    current: tuple[str, str] | None, *, overwriting: bool = False
+) -> tuple[str | None, Record | None]:
+    """The stored version and record; CodecError if the record is unreadable.
+
+    ``overwriting``: an unreadable record counts as no configuration, so a write can
+    replace garbage that got into the store (its version still guards the write).
+    """
     if current is None:
         return None, None
     version, raw = current
-    return version, decode_record(raw)
+    try:
+        return version, decode_record(raw)
+    except CodecError:
+        if overwriting:
+            return version, None
+        raise
 
 
 def history_changes(feature: str, items: list[tuple[str, str]]) -> list[Change]:

@@ -154,7 +154,7 @@ class Admin:
     # -- changing ----------------------------------------------------------------------
 
     async def _plan(self, name: str, edit: Edit) -> tuple[Plan, Record | None]:
-        version, previous = decode_current(await self._app.storage.current(name))
+        version, previous = decode_current(await self._app.storage.current(name), overwriting=True)
         own = self._app.registry
         registry: Registry | None = own
         if name not in own.features:

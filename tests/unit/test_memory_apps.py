@@ -164,6 +164,22 @@ def test_expected_version(peers: tuple[Peer, Peer]) -> None:
     assert issubclass(feats.ConflictError, feats.FeatsError)
 
 
+def test_a_write_replaces_an_unreadable_stored_state(peers: tuple[Peer, Peer]) -> None:
+    one, _ = peers
+    admin = one.app.admin
+    first = admin.set_state(one.processor, PREMIUM, author="a", reason="r")
+    storage = one.app.storage
+    assert isinstance(storage, feats.MemoryStorage)
+    storage.log.states["PaymentProcessor"] = "{not json"
+    with pytest.raises(feats.CodecError):
+        admin.get_state(one.processor)
+    second = admin.set_state(
+        one.processor, APERTURE, author="a", reason="repair", expected_version=first
+    )
+    assert later(first, second)
+    assert admin.get_state(one.processor) == APERTURE
+
+
 def test_with_starts_and_closes() -> None:
     app = feats.App(storage=feats.MemoryStorage(), start_timeout=5)
     assert app.status.state == "initializing"
