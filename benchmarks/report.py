@@ -9,10 +9,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks._results import EvaluationRow, Results, StartupRow, Target
+from benchmarks._results import (
+    EvaluationRow,
+    ExposureRun,
+    Failure,
+    PollRow,
+    PropagationRun,
+    Results,
+    StartupRow,
+    Target,
+)
 from benchmarks.peers import PEER_LIBRARIES, SCENARIOS
 
-__all__ = ["compute_targets", "write_report"]
+__all__ = ["compute_targets", "load_results", "main", "write_report"]
 
 SCENARIO_TITLES = {
     "a": "(a) boolean, 50% rollout on the user id",
@@ -479,38 +488,9 @@ def _charts(results: Results, out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     written: list[Path] = []
-    keys = _summary_rows(results)
-    if keys:
-        figure, axes = plt.subplots(figsize=(12, 5.5))
-        width = 0.8 / len(keys)
-        colors = plt.get_cmap("tab20").colors  # type: ignore[attr-defined]
-        for index, (library, call) in enumerate(keys):
-            values = []
-            for scenario in SCENARIOS:
-                row = next(
-                    (
-                        r
-                        for r in results.evaluation
-                        if r.scenario == scenario and r.library == library and r.call == call
-                    ),
-                    None,
-                )
-                values.append(row.ns if row is not None else 0.0)
-            positions = [s + (index - (len(keys) - 1) / 2) * width for s in range(len(SCENARIOS))]
-            label = f"feats {call}" if library == "feats" else library
-            axes.bar(positions, values, width, label=label, color=colors[index % len(colors)])
-        axes.set_yscale("log")
-        axes.set_ylabel("ns per evaluation (log scale)")
-        axes.set_xticks(range(len(SCENARIOS)))
-        axes.set_xticklabels([SCENARIO_TITLES[s].split(", ")[0] for s in SCENARIOS])
-        axes.set_title("Evaluation cost per library and scenario (lower is better)")
-        axes.grid(axis="y", which="both", alpha=0.3)
-        axes.legend(fontsize=8, ncol=2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-        figure.tight_layout()
-        path = out / "evaluation.png"
-        figure.savefig(path, dpi=110)
-        plt.close(figure)
-        written.append(path)
+    if results.evaluation:
+        _evaluation_chart(plt, results, out / "evaluation.png")
+        written.append(out / "evaluation.png")
     if results.propagation:
         figure, axes = plt.subplots(figsize=(10, 5))
         for run in results.propagation:
@@ -522,7 +502,8 @@ def _charts(results: Results, out: Path) -> list[Path]:
             axes.plot(
                 [max(v, 0.01) for v in run.quantiles_ms],
                 fractions,
-                label=f"feats, {run.apps} Apps, {run.features:,} feature(s) configured",
+                label=f"feats, {run.apps} App{'s' if run.apps > 1 else ''}, "
+                f"{run.features:,} feature{'s' if run.features > 1 else ''} configured",
             )
         axes.axvline(5, color="grey", linestyle=":", label="target p99: 5 ms")
         for poll in results.poll_intervals:
@@ -570,6 +551,72 @@ def _charts(results: Results, out: Path) -> list[Path]:
     return written
 
 
+SHORT_TITLES = {
+    "a": "(a) 50% boolean rollout",
+    "b": "(b) CA static, 3-way rollout",
+    "c": "(c) no configuration",
+    "d": "(d) 3-way experiment",
+}
+
+
+def _series(row: EvaluationRow) -> str:
+    """The chart series of a row: sync is_enabled and sync create are one series."""
+    if row.library != "feats":
+        return row.library
+    call = row.call.replace("is_enabled", "call").replace("create", "call")
+    return f"feats {call}".replace("sync call", "sync create / is_enabled").replace(
+        "await call", "await create / is_enabled"
+    )
+
+
+def _evaluation_chart(plt: Any, results: Results, path: Path) -> None:
+    series: list[str] = []
+    for row in sorted(results.evaluation, key=lambda r: {"feats": 0, "floor": 1}.get(r.library, 2)):
+        if _series(row) not in series:
+            series.append(_series(row))
+    colors = plt.get_cmap("tab20").colors
+    color = {name: colors[index % len(colors)] for index, name in enumerate(series)}
+    figure, axes = plt.subplots(figsize=(13, 5.5))
+    width, cursor, centers, labelled = 0.8, 0.0, [], set()
+    for scenario in SCENARIOS:
+        rows = sorted(
+            (r for r in results.evaluation if r.scenario == scenario),
+            key=lambda r: series.index(_series(r)),
+        )
+        start = cursor
+        for row in rows:
+            name = _series(row)
+            axes.bar(
+                cursor,
+                row.ns,
+                width,
+                color=color[name],
+                label=None if name in labelled else name,
+            )
+            labelled.add(name)
+            cursor += 1
+        centers.append((start + cursor - 1) / 2)
+        cursor += 1.5
+    axes.set_yscale("log")
+    axes.set_ylabel("ns per evaluation (log scale)")
+    axes.set_xticks(centers)
+    axes.set_xticklabels([SHORT_TITLES[s] for s in SCENARIOS])
+    axes.set_title("Evaluation cost per library and scenario (lower is better)")
+    axes.grid(axis="y", which="both", alpha=0.3)
+    handles, labels = axes.get_legend_handles_labels()
+    ordered = sorted(zip(labels, handles, strict=True), key=lambda pair: series.index(pair[0]))
+    axes.legend(
+        [handle for _, handle in ordered],
+        [label for label, _ in ordered],
+        fontsize=8,
+        loc="upper left",
+        bbox_to_anchor=(1.0, 1.0),
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
 def _startup_label(row: StartupRow) -> str:
     if row.library != "feats":
         return row.library
@@ -597,3 +644,38 @@ def write_report(results: Results, out: Path) -> list[Path]:
     document = out / "results.json"
     document.write_text(json.dumps(_jsonable(results), indent=1, ensure_ascii=False) + "\n")
     return [markdown, document, *paths]
+
+
+def load_results(path: Path) -> Results:
+    """Read a results.json back (to redraw the report after changing it, say)."""
+    document = json.loads(path.read_text(encoding="utf-8"))
+    for row in document["evaluation"]:
+        row.pop("ok", None)
+    return Results(
+        machine=document["machine"],
+        settings=document["settings"],
+        evaluation=[EvaluationRow(**row) for row in document["evaluation"]],
+        loop_overhead_ns=document["loop_overhead_ns"],
+        propagation=[PropagationRun(**run) for run in document["propagation"]],
+        poll_intervals=[PollRow(**poll) for poll in document["poll_intervals"]],
+        startup=[StartupRow(**row) for row in document["startup"]],
+        exposures=[ExposureRun(**run) for run in document["exposures"]],
+        failures=[Failure(**failure) for failure in document["failures"]],
+        sections_seconds=document["sections_seconds"],
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m benchmarks.report DIR``: redraw DIR's results.md and charts from its JSON."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.report", description=main.__doc__)
+    parser.add_argument("folder", type=Path)
+    args = parser.parse_args(argv)
+    for path in write_report(load_results(args.folder / "results.json"), args.folder):
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
