@@ -344,11 +344,15 @@ class AppCore:
         """
         if record.state is None or feature not in self.registry.features:
             return True
+        held = self.records.get(feature)
+        if held is None:
+            # Nothing good held: it is compiled whatever validation says (the first load of
+            # 10,000 features skips 10,000 validations).
+            return True
         try:
             validate_state(feature, record.state, self.registry)
         except FeatsError as error:
-            held = self.records.get(feature)
-            if held is None or not self._serves(feature, held[1]):
+            if not self._serves(feature, held[1]):
                 return True
             self.report(where, f"{error}; keeping version {held[0]}")
             return False
