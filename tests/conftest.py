@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -52,3 +53,9 @@ async def async_redis(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
     client = redis.asyncio.Redis.from_url(redis_url)
     yield client
     await client.aclose()
+
+
+@pytest.fixture(autouse=True)
+def feats_logs_warnings(caplog: pytest.LogCaptureFixture) -> None:
+    """Every test sees feats' warnings, whatever an earlier in-process run did to the logger."""
+    caplog.set_level(logging.WARNING, logger="feats")
