@@ -96,6 +96,9 @@ def encode_record(record: Record) -> str:
 
 
 def _expect(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
+    if type(value) is kind:
+        # The common case, decided at once (a bool is never some other kind: bool is final).
+        return value
     if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
         expected = (
             kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
@@ -107,7 +110,8 @@ def _expect(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
 def _string_list(value: Any, where: str) -> list[str]:
     items: list[str] = _expect(value, list, where)
     for index, item in enumerate(items):
-        _expect(item, str, f"{where}[{index}]")
+        if type(item) is not str:
+            _expect(item, str, f"{where}[{index}]")
     return items
 
 
@@ -121,7 +125,8 @@ def decode_selector(document: Any, where: str) -> Selector:
     segment = _expect(document.get("segment"), str, f"{where}.segment")
     weights = _expect(document.get("weights"), dict, f"{where}.weights")
     for name, weight in weights.items():
-        _expect(weight, (int, float), f"{where}.weights.{name}")
+        if type(weight) is not int and type(weight) is not float:
+            _expect(weight, (int, float), f"{where}.weights.{name}")
         if not 0 <= weight < math.inf:  # NaN fails too
             raise CodecError(f"{where}.weights.{name}: not a finite non-negative number")
     if sum(weights.values()) <= 0:
