@@ -122,16 +122,26 @@ def compute_targets(results: Results) -> list[Target]:
                 "(a) compares await is_enabled with sync is_enabled",
             )
         )
+    single = next((run for run in results.propagation if run.apps == 1), None)
     for run in results.propagation:
         if run.apps == 1 and len(results.propagation) > 1:
             continue  # the single-App baseline: no target of its own
+        details = [f"{run.missing} missed"] if run.missing else []
+        if single is not None:
+            details.append(f"one App alone: p99 {_fmt(single.p99_ms)} ms")
+        details.append(f"writer's set_state p50 {_fmt(run.write_ms_p50)} ms")
+        if run.full_collections:
+            details.append(
+                f"{run.full_collections} full GCs in the App processes, longest "
+                f"{_fmt(run.full_collection_max_ms, 0)} ms"
+            )
         targets.append(
             Target(
                 f"propagation p99, {run.apps} Apps, {run.features:,} feature(s) configured",
                 "≤ 5 ms",
                 f"{_fmt(run.p99_ms)} ms (p50 {_fmt(run.p50_ms)} ms, max {_fmt(run.max_ms)} ms)",
                 run.p99_ms <= 5.0 and run.missing == 0,
-                f"{run.missing} missed" if run.missing else "",
+                "; ".join(details),
             )
         )
     for row in results.startup:
@@ -139,12 +149,23 @@ def compute_targets(results: Results) -> list[Target]:
             continue
         met = row.ms <= 100.0 and row.rss_mb <= 20.0
         kind = row.what.rsplit(", ", 1)[-1]
+        fastest = min(
+            (r for r in results.startup if r.library in PEER_LIBRARIES),
+            key=lambda r: r.ms,
+            default=None,
+        )
+        detail = "asyncio App"
+        if fastest is not None:
+            detail += (
+                f"; fastest peer: {fastest.library} {fastest.ms:,.0f} ms, {fastest.rss_mb:.1f} MB"
+            )
         targets.append(
             Target(
                 f"startup, {row.flags:,} features ({kind})",
                 "≤ 100 ms and ≤ 20 MB",
                 f"{row.ms:,.0f} ms, {row.rss_mb:,.1f} MB",
                 met,
+                detail,
             )
         )
     on = next((r for r in results.exposures if r.app == "asyncio" and r.exposures), None)
@@ -431,11 +452,19 @@ def _targets_md(results: Results) -> list[str]:
 
 def _notes_md(results: Results) -> list[str]:
     lines = ["## Peer setups", ""]
-    notes: dict[str, str] = {}
+    scenarios: dict[tuple[str, str], list[str]] = {}
     for row in results.evaluation:
         if row.library in PEER_LIBRARIES:
-            notes.setdefault(f"{row.library} {row.version} ({row.scenario})", row.note)
-    lines += [f"- **{key}**: {note}" for key, note in notes.items()]
+            scenarios.setdefault((f"{row.library} {row.version}", row.note), []).append(
+                row.scenario
+            )
+    lines += [
+        f"- **{library}** ({', '.join(found)}): {note}"
+        for (library, note), found in sorted(
+            scenarios.items(),
+            key=lambda item: (PEER_LIBRARIES.index(item[0][0].split()[0]), item[1]),
+        )
+    ]
     lines.append("")
     if results.failures:
         lines += ["## Failures and skips", ""]
