@@ -667,7 +667,13 @@ def write_report(results: Results, out: Path) -> list[Path]:
     """Write results.md, results.json and the charts into ``out``; return their paths."""
     out.mkdir(parents=True, exist_ok=True)
     results.targets = compute_targets(results)
-    paths = _charts(results, out)
+    try:
+        paths = _charts(results, out)
+    except ImportError as error:
+        paths = []
+        reason = f"no charts: {error} (pip install -e '.[bench]')"
+        if not any(f.section == "report" and f.reason == reason for f in results.failures):
+            results.failures.append(Failure("report", "matplotlib", reason))
     markdown = out / "results.md"
     markdown.write_text(_markdown(results), encoding="utf-8")
     document = out / "results.json"

@@ -6,6 +6,7 @@ every row answered with the configured shares (the sanity column) and that the f
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -49,14 +50,19 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]
 
 def test_writes_every_file(run: tuple[Path, dict[str, Any]]) -> None:
     out, document = run
-    for name in ("results.md", "results.json", "evaluation.png"):
+    for name in ("results.md", "results.json"):
         assert (out / name).stat().st_size > 0, name
     markdown = (out / "results.md").read_text()
     assert "## Targets" in markdown
     assert "## Evaluation cost" in markdown
+    charts = ["evaluation.png"]
     if document["machine"]["redis"] != "no Redis":
-        for name in ("propagation_cdf.png", "startup.png"):
-            assert (out / name).stat().st_size > 0, name
+        charts += ["propagation_cdf.png", "startup.png"]
+    if importlib.util.find_spec("matplotlib") is None:
+        assert "no charts" in markdown  # reported, not fatal
+        return
+    for name in charts:
+        assert (out / name).stat().st_size > 0, name
 
 
 def test_every_row_answers_with_the_configured_shares(run: tuple[Path, dict[str, Any]]) -> None:
