@@ -26,7 +26,6 @@ __all__ = [
 ]
 
 _DEFAULT_MARK = "__feats_default__"
-BOOLEAN_IMPLEMENTATIONS = ("enabled", "disabled", "default")
 
 
 @dataclass(frozen=True)

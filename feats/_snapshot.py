@@ -13,7 +13,7 @@ from ._bucketing import BUCKETS, allocate, derive_salt
 from ._declarations import FeatureDeclaration, Registry, SegmentDeclaration
 from ._state import Experiment, FeatureState, Rollout, RuleKey, Selector, Static
 
-__all__ = ["CompiledFeature", "Evaluation", "compile_feature"]
+__all__ = ["CompiledFeature", "Evaluation"]
 
 Warn = Callable[[str, str, str], None]
 """``warn(feature, cause, message)``: the App logs each (feature, cause) once."""
@@ -173,12 +173,6 @@ class CompiledFeature:
         # Two threads may race here; both build the same thing, either result is right.
         self.choose = choose
         self.use = use
-
-    @property
-    def has_experiment(self) -> bool:
-        """True when some rule is an experiment: ``use`` then records exposures."""
-        self._prepare()
-        return self._has_experiment
 
     # -- compilation -------------------------------------------------------------------
 
@@ -452,14 +446,3 @@ class CompiledFeature:
             rule=rule,
             bucket=bucket,
         )
-
-
-def compile_feature(
-    declaration: FeatureDeclaration,
-    state: FeatureState | None,
-    version: str | None,
-    registry: Registry,
-    warn: Warn,
-    record: RecordExposure,
-) -> CompiledFeature:
-    return CompiledFeature(declaration, state, version, registry, warn, record)

@@ -46,9 +46,6 @@ from ._memory import MemoryLog
 
 __all__ = ["MemoryStorage", "RedisStorage", "Storage"]
 
-TAIL_MARGIN_SECONDS = 5.0
-"""The most the tail connection's socket timeout exceeds its BLOCK by (tail_socket_timeout)."""
-
 History = Mapping[str, Sequence[tuple[str, str]]]
 """Older ``(version, record)`` pairs per feature, restored along with a re-seed."""
 
