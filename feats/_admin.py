@@ -84,7 +84,7 @@ class Admin:
     def history(self, feature: Any) -> list[Change]:
         """Every stored version of ``feature``, oldest first."""
         name = feature_name(feature)
-        return history_changes(name, self._app.storage.history(name))
+        return history_changes(self._app.storage.history(name))
 
     def history_entries(self, feature: Any) -> list[HistoryEntry]:
         """The history, oldest first, each change with its diff from the one before."""

@@ -82,7 +82,7 @@ def decode_current(
         raise
 
 
-def history_changes(feature: str, items: list[tuple[str, str]]) -> list[Change]:
+def history_changes(items: list[tuple[str, str]]) -> list[Change]:
     """Decoded history, oldest first; unreadable entries are left out, not fatal."""
     changes = []
     for version, raw in items:

@@ -476,7 +476,7 @@ def import_(backup: Any, author: str | None, reason: str | None, yes: bool) -> N
 # -- changing --------------------------------------------------------------------------
 
 
-def _show_plan(current: Session, plan: Plan, action: str) -> None:
+def _show_plan(plan: Plan, action: str) -> None:
     console_ = out()
     base = plan.version or "never configured"
     console_.print(Text(f"{plan.feature}: {action}", style="bold") + Text(f"  (from {base})"))
@@ -533,7 +533,7 @@ def apply_change(
                 ConflictError(name, expect_version, plan.version),
             )
         if not json_output:
-            _show_plan(current, plan, edit.describe())
+            _show_plan(plan, edit.describe())
         if not plan.changed:
             if json_output:
                 render.emit_json(
@@ -846,7 +846,7 @@ def watch(
                         console(stderr=True).print(f"skipped {entry.id}: {error}")
                         continue
                     if name not in last:
-                        changes = history_changes(name, current.storage.history(name))
+                        changes = history_changes(current.storage.history(name))
                         earlier = [
                             c for c in changes if parse_version(c.version) < parse_version(entry.id)
                         ]

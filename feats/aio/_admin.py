@@ -83,7 +83,7 @@ class Admin:
     async def history(self, feature: Any) -> list[Change]:
         """Every stored version of ``feature``, oldest first."""
         name = feature_name(feature)
-        return history_changes(name, await self._app.storage.history(name))
+        return history_changes(await self._app.storage.history(name))
 
     async def history_entries(self, feature: Any) -> list[HistoryEntry]:
         """The history, oldest first, each change with its diff from the one before."""
