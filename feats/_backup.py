@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ._codec import MAX_RECORD_BYTES, Record, decode_record, encode_record
-from ._core import Loaded, parse_version
+from ._core import Loaded, parse_version, version_position
 from ._errors import CodecError
 
 __all__ = [
@@ -99,7 +99,7 @@ def export_document(
     """
     features: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
-    for name in sorted(loaded.records, key=lambda n: _position(loaded.records[n][0])):
+    for name in sorted(loaded.records, key=lambda n: version_position(loaded.records[n][0])):
         version, raw = loaded.records[name]
         try:
             record = decode_record(raw)
@@ -114,7 +114,7 @@ def export_document(
         if histories is not None:
             older = []
             for entry_id, entry_raw in histories.get(name, ()):
-                if _position(entry_id) >= _position(version):
+                if version_position(entry_id) >= version_position(version):
                     continue
                 try:
                     decode_record(entry_raw)
@@ -132,13 +132,6 @@ def export_document(
         "features": features,
         "skipped": skipped,
     }
-
-
-def _position(version: str) -> tuple[int, int]:
-    try:
-        return parse_version(version)
-    except ValueError:
-        return (-1, -1)
 
 
 def _version(value: Any, where: str) -> str:

@@ -33,6 +33,7 @@ __all__ = [
     "Wait",
     "parse_version",
     "version_at_least",
+    "version_position",
 ]
 
 logger = logging.getLogger("feats")
@@ -56,7 +57,7 @@ def version_at_least(version: str, wanted: str) -> bool:
     return parse_version(version) >= parse_version(wanted)
 
 
-def _position(version: str) -> tuple[int, int]:
+def version_position(version: str) -> tuple[int, int]:
     """parse_version for text read from storage: a malformed version sorts first."""
     try:
         return parse_version(version)
@@ -378,9 +379,9 @@ class AppCore:
         ahead = []
         for feature, (version, record) in self.records.items():
             there = loaded.records.get(feature)
-            if there is None or _position(there[0]) < _position(version):
+            if there is None or version_position(there[0]) < version_position(version):
                 ahead.append((feature, version, record))
-        ahead.sort(key=lambda item: _position(item[1]))
+        ahead.sort(key=lambda item: version_position(item[1]))
         return ahead
 
     def apply_loaded(self, loaded: Loaded) -> None:
@@ -399,7 +400,7 @@ class AppCore:
         try:
             for feature, (version, raw) in loaded.records.items():
                 held = self.records.get(feature)
-                if held is not None and _position(version) < _position(held[0]):
+                if held is not None and version_position(version) < version_position(held[0]):
                     continue
                 where = f"state of {feature} at {version}"
                 record = self._decode(where, raw, feature)
@@ -616,7 +617,7 @@ class Tail:
     def on_epoch(self, epoch: str | None, head: str | None = None) -> None:
         """``head``: the store's last log id, if the storage can tell (None: unknown)."""
         self.failures = 0
-        behind = head is not None and _position(head) < _position(self.core.head)
+        behind = head is not None and version_position(head) < version_position(self.core.head)
         if epoch != self.core.epoch or behind:
             # Replaced, or behind what this App applied: it lost writes. A full load
             # compares them feature by feature (and re-seeds what is missing).
