@@ -121,7 +121,7 @@ class FeatureHandleBase:
             )
         if len(args) != self._arity:
             self._arguments(args)
-        evaluation = self.explain(*args)
+        evaluation = self._core.explain(self.name, args)
         selector = evaluation.selector
         if isinstance(selector, Experiment) and selector.segment in evaluation.segment_values:
             self._core.exposures.add(
