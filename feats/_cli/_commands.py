@@ -573,10 +573,6 @@ def apply_change(
             out().print(Text(f"✓ {name} is now at version {version}", style="green"))
 
 
-def _where(items: tuple[str, ...]) -> dict[str, str]:
-    return parse_pairs(items)
-
-
 where_option = click.option(
     "--where",
     "-w",
@@ -617,7 +613,7 @@ def set_(
     """
     apply_change(
         feature,
-        Route(implementation, where_of(_where(where)), resegment),
+        Route(implementation, where_of(parse_pairs(where)), resegment),
         author=author,
         reason=reason,
         yes=yes,
@@ -657,7 +653,7 @@ def rollout(
     """
     apply_change(
         feature,
-        SetRollout(segment, parse_weights(weights), where_of(_where(where)), resegment),
+        SetRollout(segment, parse_weights(weights), where_of(parse_pairs(where)), resegment),
         author=author,
         reason=reason,
         yes=yes,
@@ -701,7 +697,7 @@ def experiment(
     if stop:
         if weights or segment:
             raise CliError("--stop takes no weights and no --by", Exit.USAGE)
-        edit = StopExperiment(where_of(_where(where)), winner)
+        edit = StopExperiment(where_of(parse_pairs(where)), winner)
     else:
         if winner:
             raise CliError("--winner goes with --stop", Exit.USAGE)
@@ -709,7 +705,9 @@ def experiment(
             raise CliError("an experiment needs --by SEGMENT (e.g. --by UserId)", Exit.USAGE)
         if not weights:
             raise CliError("an experiment needs IMPL=WEIGHT for each arm", Exit.USAGE)
-        edit = StartExperiment(segment, parse_weights(weights), where_of(_where(where)), resegment)
+        edit = StartExperiment(
+            segment, parse_weights(weights), where_of(parse_pairs(where)), resegment
+        )
     apply_change(
         feature, edit, author=author, reason=reason, yes=yes, expect_version=expect_version
     )
@@ -732,7 +730,7 @@ def remove(
     """Remove the rule for --where SEGMENT=VALUE ... (none: the fallthrough)."""
     apply_change(
         feature,
-        RemoveRule(where_of(_where(where))),
+        RemoveRule(where_of(parse_pairs(where))),
         author=author,
         reason=reason,
         yes=yes,
