@@ -351,23 +351,21 @@ class AppCore:
             # Nothing good held: it is compiled whatever validation says (the first load of
             # 10,000 features skips 10,000 validations).
             return True
+        problem = self._unservable(feature, record)
+        if problem is None or self._unservable(feature, held[1]) is not None:
+            return True
+        self.report(where, f"{problem}; keeping version {held[0]}")
+        return False
+
+    def _unservable(self, feature: str, record: Record) -> str | None:
+        """Why these declarations cannot serve ``record``, or None if they can."""
+        if record.state is None:
+            return None
         try:
             validate_state(feature, record.state, self.registry)
         except FeatsError as error:
-            if not self._serves(feature, held[1]):
-                return True
-            self.report(where, f"{error}; keeping version {held[0]}")
-            return False
-        return True
-
-    def _serves(self, feature: str, record: Record) -> bool:
-        if record.state is None:
-            return True
-        try:
-            validate_state(feature, record.state, self.registry)
-        except FeatsError:
-            return False
-        return True
+            return str(error)
+        return None
 
     def ahead_of(self, loaded: Loaded) -> list[tuple[str, str, Record]]:
         """Features this App holds at a version the store lacks (missing there, or older).

@@ -223,9 +223,7 @@ class RedisStorage:
     def _call(self, what: str, function: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return function(*args, **kwargs)
-        except redis.RedisError as error:
-            raise StorageError(f"Redis {what} failed: {error}") from error
-        except OSError as error:
+        except (redis.RedisError, OSError) as error:
             raise StorageError(f"Redis {what} failed: {error}") from error
 
     def _raw(self, what: str, client: Any, *args: Any) -> Any:
