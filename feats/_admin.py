@@ -6,7 +6,8 @@ _exposures); this class only does the reads and writes. feats/aio/_admin.py is i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._backup import (
@@ -27,6 +28,7 @@ from ._changes import (
     plan_write,
 )
 from ._codec import Record
+from ._core import Problem
 from ._declarations import Registry
 from ._diff import DiffLine, diff_states
 from ._errors import ConflictError
@@ -34,6 +36,7 @@ from ._exposures import EXPOSURE_PAGE, ExposureCounter, ExposureReport, exposure
 from ._snapshot import Evaluation
 from ._state import Change, FeatureState
 from ._verbs import (
+    ChangeFeed,
     Edit,
     HistoryEntry,
     Plan,
@@ -46,6 +49,7 @@ from ._verbs import (
     StartExperiment,
     StopExperiment,
     configured_changes,
+    current_states,
     explain_values,
     history_entries,
     make_plan,
@@ -149,6 +153,51 @@ class Admin:
             if len(entries) < EXPOSURE_PAGE:
                 return counter.report()
             after = entries[-1].id
+
+    def watch(
+        self,
+        features: Iterable[Any] = (),
+        *,
+        after: str | None = None,
+        timeout: float | None = None,
+        block_ms: int = 1_000,
+        on_skipped: Callable[[Problem], None] | None = None,
+    ) -> Iterator[HistoryEntry]:
+        """Every change as it is written, with its diff from the version before it.
+
+        From ``after`` (default: now) on, only ``features`` if any are given, for
+        ``timeout`` seconds if given (else until the caller stops iterating). Entries
+        that cannot be read are passed to ``on_skipped`` instead.
+        """
+        storage = self._app.storage
+        names = [feature_name(feature) for feature in features]
+        if after is None:
+            loaded = storage.load()
+            position = loaded.head
+            feed = ChangeFeed(names, current_states(loaded))
+        else:
+            position = after
+            feed = ChangeFeed(names)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait_ms = block_ms
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                wait_ms = max(1, min(wait_ms, int(left * 1000)))
+            for entry in storage.read(position, wait_ms):
+                position = entry.id
+                feature = entry.fields.get("feature", "")
+                if feed.needs_baseline(feature):
+                    changes = history_changes(storage.history(feature))
+                    feed.baseline(feature, changes, entry.id)
+                item = feed.feed(entry)
+                if isinstance(item, Problem):
+                    if on_skipped is not None:
+                        on_skipped(item)
+                elif item is not None:
+                    yield item
 
     # -- changing ----------------------------------------------------------------------
 

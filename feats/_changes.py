@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import getpass
 import time
-from typing import Any
+from typing import TypeAlias
 
 from ._codec import Record, decode_record, encode_record
 from ._declarations import Registry
 from ._errors import CodecError, NotFoundError
+from ._handles import FeatureHandleBase
 from ._state import Change, FeatureState, resolve_state, validate_state
 
 __all__ = [
     "MAX_WRITE_ATTEMPTS",
+    "FeatureRef",
     "decode_current",
     "default_author",
     "feature_name",
@@ -25,7 +27,11 @@ MAX_WRITE_ATTEMPTS = 20
 """Writes without expected_version retry their compare-and-set this often under contention."""
 
 
-def feature_name(feature: Any) -> str:
+FeatureRef: TypeAlias = FeatureHandleBase | str
+"""What the admin takes wherever it names a feature: its handle, or its name."""
+
+
+def feature_name(feature: FeatureRef) -> str:
     """Accept a feature handle or its name."""
     if isinstance(feature, str):
         return feature

@@ -15,7 +15,7 @@ from ._codec import MAX_RECORD_BYTES, Record, decode_record, encode_record
 from ._declarations import Registry
 from ._errors import CodecError, FeatsError
 from ._snapshot import CompiledFeature, Evaluation
-from ._state import validate_state
+from ._state import FeatureState, validate_state
 
 __all__ = [
     "Action",
@@ -199,6 +199,8 @@ class AppCore:
         self.diverged: set[str] = set()
         self._warned: set[tuple[str, str]] = set()
         self.listeners: list[Listener] = []
+        self.overrides: dict[str, FeatureState] = {}
+        """States pinned in this process only (feats.testing): they answer instead of storage."""
 
     # -- warnings and problems ---------------------------------------------------------
 
@@ -280,6 +282,17 @@ class AppCore:
     def _compile(self, name: str) -> CompiledFeature:
         declaration = self.registry.features[name]
         version, record = self.records.get(name, (None, None))
+        pinned = self.overrides.get(name)
+        if pinned is not None:
+            return CompiledFeature(
+                declaration,
+                pinned,
+                version,
+                self.registry,
+                self.warn,
+                self.exposures.add,
+                note="overridden in this process",
+            )
         return CompiledFeature(
             declaration,
             None if record is None else record.state,
@@ -288,6 +301,14 @@ class AppCore:
             self.warn,
             self.exposures.add,
         )
+
+    def override(self, name: str, state: FeatureState | None) -> None:
+        """Pin ``name`` to ``state`` in this process (None: storage answers again)."""
+        if state is None:
+            self.overrides.pop(name, None)
+        else:
+            self.overrides[name] = state
+        self._swap([name])
 
     def recompile(self) -> None:
         """Rebuild every feature, e.g. after a declaration changed what segments exist."""
@@ -299,7 +320,7 @@ class AppCore:
 
     def declared_segment(self) -> None:
         """A new segment can heal drift in configured features; the rest are unaffected."""
-        self._swap(self.records)
+        self._swap([*self.records, *self.overrides])
 
     def _swap(self, names: Iterable[str]) -> None:
         updated = dict(self.compiled)

@@ -88,6 +88,7 @@ class CompiledFeature:
     __slots__ = (
         "_fallthrough",
         "_has_experiment",
+        "_note",
         "_problem",
         "_readers",
         "_ready",
@@ -112,8 +113,12 @@ class CompiledFeature:
         registry: Registry,
         warn: Warn,
         record: RecordExposure,
+        *,
+        note: str | None = None,
     ) -> None:
+        """``note``: said first in every explain() reason (e.g. an override in tests)."""
         self.declaration = declaration
+        self._note = note
         self.name = declaration.name
         self.state = state
         self.version = version
@@ -390,11 +395,13 @@ class CompiledFeature:
         self._prepare()
         values: dict[str, str] = {}
 
+        note = self._note
+
         def answer(implementation: str, reason: str, **more: Any) -> Evaluation:
             return Evaluation(
                 feature=self.name,
                 implementation=implementation,
-                reason=reason,
+                reason=reason if note is None else f"{note}: {reason}",
                 segment_values=values,
                 version=self.version,
                 stale=stale,

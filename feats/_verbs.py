@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import time
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Any, ClassVar
 from ._bucketing import BUCKETS, allocate, bucket, derive_salt
 from ._catalog import Catalog, merge_registries
 from ._codec import decode_record
-from ._core import Loaded
+from ._core import Loaded, Problem, RawEntry, version_position
 from ._declarations import Registry
 from ._diff import DiffLine, diff_states, rule_label
 from ._errors import CodecError, ConfigurationError, NotFoundError
@@ -35,6 +36,7 @@ from ._state import (
 )
 
 __all__ = [
+    "ChangeFeed",
     "Edit",
     "HistoryEntry",
     "Plan",
@@ -47,6 +49,7 @@ __all__ = [
     "StartExperiment",
     "StopExperiment",
     "configured_changes",
+    "current_states",
     "explain_values",
     "history_entries",
     "make_plan",
@@ -475,6 +478,46 @@ class HistoryEntry:
 
     change: Change
     diff: tuple[DiffLine, ...]
+
+
+class ChangeFeed:
+    """Change-log entries as HistoryEntry items, each diffed against its feature's last state.
+
+    ``wanted``: only these features (empty: all). A feature seen for the first time needs
+    its baseline (the state before the entry) from its history: ``needs_baseline``.
+    """
+
+    def __init__(
+        self, wanted: Iterable[str] = (), last: Mapping[str, FeatureState | None] | None = None
+    ) -> None:
+        self.wanted = frozenset(wanted)
+        self.last: dict[str, FeatureState | None] = dict(last or {})
+
+    def needs_baseline(self, feature: str) -> bool:
+        return bool(feature) and feature not in self.last
+
+    def baseline(self, feature: str, changes: list[Change], before: str) -> None:
+        """The state ``feature`` had just before version ``before``, from its history."""
+        earlier = [c for c in changes if version_position(c.version) < version_position(before)]
+        self.last[feature] = earlier[-1].state if earlier else None
+
+    def feed(self, entry: RawEntry) -> HistoryEntry | Problem | None:
+        """The entry as a change (None: a feature not wanted), or the Problem it has."""
+        feature = entry.fields.get("feature", "")
+        try:
+            record = decode_record(entry.fields.get("record", ""))
+        except CodecError as error:
+            return Problem(f"change-log entry {entry.id}", str(error), time.time())
+        lines = diff_states(self.last.get(record.feature), record.state)
+        self.last[record.feature] = record.state
+        if self.wanted and feature not in self.wanted:
+            return None
+        return HistoryEntry(record.change(entry.id), tuple(lines))
+
+
+def current_states(loaded: Loaded) -> dict[str, FeatureState | None]:
+    """Every readable feature's current state in a full load."""
+    return {name: change.state for name, change in configured_changes(loaded).items()}
 
 
 def history_entries(changes: list[Change]) -> list[HistoryEntry]:

@@ -8,7 +8,6 @@ import importlib.util
 import json
 import os
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar, cast
@@ -19,9 +18,7 @@ from rich.text import Text
 
 from .. import __version__
 from .._backup import parse_backup
-from .._changes import history_changes
-from .._codec import decode_record
-from .._core import parse_version
+from .._core import Problem
 from .._diff import diff_states
 from .._errors import (
     CodecError,
@@ -31,7 +28,6 @@ from .._errors import (
     NotFoundError,
     StorageError,
 )
-from .._state import FeatureState
 from .._verbs import (
     Edit,
     Plan,
@@ -810,58 +806,33 @@ def watch(
     """
     json_output = settings().json
     with session() as current:
-        names = {current.feature(feature) for feature in features}
-        loaded = current.storage.load()
-        position = after or loaded.head
-        last: dict[str, FeatureState | None] = {}
-        if after is None:
-            for name, (_, raw) in loaded.records.items():
-                try:
-                    last[name] = decode_record(raw).state
-                except CodecError:
-                    continue
-        deadline = None if timeout is None else time.monotonic() + timeout
-        seen = 0
-        console(stderr=True).print(
+        names = [current.feature(feature) for feature in features]
+        # The starting point is fixed before the line that says we are watching, so a
+        # change made right after it is not missed.
+        position = after or current.storage.load().head
+        err = console(stderr=True)
+        err.print(
             f"watching namespace {current.namespace!r} at {redact(settings().url)} "
             f"from version {position} (Ctrl-C to stop)",
         )
         sys.stderr.flush()
+
+        def skipped(problem: Problem) -> None:
+            err.print(f"skipped {problem.where}: {problem.message}")
+
+        seen = 0
         try:
-            while count is None or seen < count:
-                wait_ms = 1000
-                if deadline is not None:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        break
-                    wait_ms = max(1, min(wait_ms, int(left * 1000)))
-                for entry in current.storage.read(position, wait_ms):
-                    position = entry.id
-                    name = entry.fields.get("feature", "")
-                    try:
-                        record = decode_record(entry.fields.get("record", ""))
-                    except CodecError as error:
-                        console(stderr=True).print(f"skipped {entry.id}: {error}")
-                        continue
-                    if name not in last:
-                        changes = history_changes(current.storage.history(name))
-                        earlier = [
-                            c for c in changes if parse_version(c.version) < parse_version(entry.id)
-                        ]
-                        last[name] = earlier[-1].state if earlier else None
-                    lines = diff_states(last.get(name), record.state)
-                    last[name] = record.state
-                    if names and name not in names:
-                        continue
-                    seen += 1
-                    change = record.change(entry.id)
-                    if json_output:
-                        render.emit_json_line(render.change_data(change, lines))
-                    else:
-                        _print_change(change, lines)
-                    sys.stdout.flush()
-                    if count is not None and seen >= count:
-                        break
+            for entry in current.admin.watch(
+                names, after=position, timeout=timeout, on_skipped=skipped
+            ):
+                if json_output:
+                    render.emit_json_line(render.change_data(entry.change, entry.diff))
+                else:
+                    _print_change(entry.change, entry.diff)
+                sys.stdout.flush()
+                seen += 1
+                if count is not None and seen >= count:
+                    break
         except KeyboardInterrupt:
             pass
 
