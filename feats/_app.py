@@ -105,6 +105,8 @@ class App(AppBase[Feature, Boolean]):
         if self._running:
             return self
         self._running = True
+        if self._core.state == "closed":
+            self._core.set_state("initializing")
         # Fresh events: after close() the old stop event is set, and threads started on
         # it would exit at once, leaving a restarted App on a frozen snapshot.
         self._stop = threading.Event()
@@ -139,6 +141,7 @@ class App(AppBase[Feature, Boolean]):
         for thread in self._threads:
             thread.join(timeout=self._block_ms / 1000 + 1)
         self._flush()
+        self._core.set_state("closed")
 
     def __enter__(self) -> App:
         return self.start()

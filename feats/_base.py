@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
-from ._core import AppCore, Listener, Status
+from ._changes import FeatureRef, feature_name
+from ._core import AppCore, EvaluationListener, Listener, Status, StatusListener
 from ._declarations import (
     FeatureDeclaration,
     Registry,
@@ -14,7 +16,10 @@ from ._declarations import (
     declare_segment,
     mark_default,
 )
+from ._errors import NotFoundError
 from ._handles import FeatureHandleBase, SegmentHandle
+from ._snapshot import Evaluation
+from ._verbs import explain_values
 
 __all__ = ["AppBase"]
 
@@ -69,6 +74,46 @@ class AppBase(Generic[FeatureT, BooleanT]):
 
     def remove_listener(self, listener: Listener) -> None:
         self._core.listeners.remove(listener)
+
+    def add_status_listener(self, listener: StatusListener) -> None:
+        """Call ``listener(status)`` whenever the state (initializing, live, stale, closed)
+        changes; it runs on the tail, so it must be quick."""
+        self._core.status_listeners.append(listener)
+
+    def remove_status_listener(self, listener: StatusListener) -> None:
+        self._core.status_listeners.remove(listener)
+
+    def add_evaluation_listener(self, listener: EvaluationListener) -> None:
+        """Call ``listener(evaluation)`` after every create, is_enabled and
+        find_implementation, in the caller's thread.
+
+        Opt-in, for telemetry: while any is registered each evaluation also costs an
+        explain(); with none the hot path is as fast as without this method.
+        """
+        self._core.observe(listener, add=True)
+
+    def remove_evaluation_listener(self, listener: EvaluationListener) -> None:
+        self._core.observe(listener, add=False)
+
+    def explain_values(self, feature: FeatureRef, values: Mapping[str, str]) -> Evaluation:
+        """Which implementation users with these segment values get from this App's
+        snapshot, and why (``{"Country": "US", "UserId": "42"}``). No I/O, no exposure.
+
+        ConfigurationError if the rule that applies needs a segment ``values`` lacks.
+        """
+        name = feature_name(feature)
+        compiled = self._core.compiled.get(name)
+        if compiled is None:
+            raise NotFoundError(f"unknown feature {name!r}")
+        evaluation = explain_values(
+            name, compiled.default, compiled.state, compiled.version, values
+        )
+        return evaluation if not self._core.stale else replace(evaluation, stale=True)
+
+    def record_exposure(self, evaluation: Evaluation) -> None:
+        """Record the experiment exposure ``evaluation`` stands for (e.g. one from
+        explain_values that was served); nothing if no experiment decided it."""
+        self._core.record_exposure(evaluation)
 
     @property
     def status(self) -> Status:

@@ -15,7 +15,7 @@ from ._codec import MAX_RECORD_BYTES, Record, decode_record, encode_record
 from ._declarations import Registry
 from ._errors import CodecError, FeatsError
 from ._snapshot import CompiledFeature, Evaluation
-from ._state import FeatureState, validate_state
+from ._state import Experiment, FeatureState, validate_state
 
 __all__ = [
     "Action",
@@ -91,7 +91,7 @@ class Problem:
     time: float
 
 
-StatusName = Literal["initializing", "live", "stale"]
+StatusName = Literal["initializing", "live", "stale", "closed"]
 
 
 @dataclass(frozen=True)
@@ -99,11 +99,12 @@ class Status:
     """How current an App's snapshot is.
 
     ``state`` is ``initializing`` (nothing loaded yet: defaults answer), ``live`` (following
-    the change log) or ``stale`` (the last good configuration answers, but this App cannot
+    the change log), ``stale`` (the last good configuration answers, but this App cannot
     confirm it is current: storage unreachable or silent, the store lost configuration this
-    App still serves, or the process was forked). ``lag`` is how far behind the stream head
-    this App may be, in seconds: 0.0 while live, otherwise the time since it last confirmed
-    it held the head (None before it ever did).
+    App still serves, or the process was forked) or ``closed`` (stopped: the last
+    configuration answers and nothing follows changes any more). ``lag`` is how far behind
+    the stream head this App may be, in seconds: 0.0 while live, otherwise the time since it
+    last confirmed it held the head (None before it ever did).
     """
 
     state: StatusName
@@ -135,6 +136,10 @@ class Status:
     @property
     def stale(self) -> bool:
         return self.state == "stale"
+
+    @property
+    def closed(self) -> bool:
+        return self.state == "closed"
 
 
 class ExposureBuffer:
@@ -172,6 +177,10 @@ class ExposureBuffer:
 
 Listener = Callable[[str, tuple[str, ...]], None]
 """``listener(version, features)``: called after the snapshot changed, off the hot path."""
+StatusListener = Callable[[Status], None]
+"""``listener(status)``: called when the App's state (initializing, live, ...) changes."""
+EvaluationListener = Callable[[Evaluation], None]
+"""``listener(evaluation)``: called after every evaluation, once one is registered."""
 
 
 class AppCore:
@@ -201,6 +210,8 @@ class AppCore:
         self.listeners: list[Listener] = []
         self.overrides: dict[str, FeatureState] = {}
         """States pinned in this process only (feats.testing): they answer instead of storage."""
+        self.status_listeners: list[StatusListener] = []
+        self.evaluation_listeners: list[EvaluationListener] = []
 
     # -- warnings and problems ---------------------------------------------------------
 
@@ -226,8 +237,16 @@ class AppCore:
                 logger.warning("feats: configuration is stale: %s", error)
             elif self.state == "stale":
                 logger.info("feats: configuration is live again at version %s", self.head)
+        changed = state != self.state
         self.state = state
         self.error = error
+        if changed and self.status_listeners:
+            status = self.status()
+            for listener in list(self.status_listeners):
+                try:
+                    listener(status)
+                except Exception:
+                    logger.exception("feats: a status listener raised")
 
     def confirmed(self) -> None:
         """Storage answered: this App holds the stream head as of now."""
@@ -283,24 +302,43 @@ class AppCore:
         declaration = self.registry.features[name]
         version, record = self.records.get(name, (None, None))
         pinned = self.overrides.get(name)
-        if pinned is not None:
-            return CompiledFeature(
-                declaration,
-                pinned,
-                version,
-                self.registry,
-                self.warn,
-                self.exposures.add,
-                note="overridden in this process",
-            )
         return CompiledFeature(
             declaration,
-            None if record is None else record.state,
+            pinned if pinned is not None else None if record is None else record.state,
             version,
             self.registry,
             self.warn,
             self.exposures.add,
+            note=None if pinned is None else "overridden in this process",
+            observe=self._observed if self.evaluation_listeners else None,
         )
+
+    def _observed(self, compiled: CompiledFeature, args: tuple[Any, ...]) -> None:
+        evaluation = compiled.explain(args, stale=self.stale)
+        for listener in list(self.evaluation_listeners):
+            try:
+                listener(evaluation)
+            except Exception:
+                logger.exception("feats: an evaluation listener raised")
+
+    def observe(self, listener: EvaluationListener, *, add: bool) -> None:
+        """Add or remove an evaluation listener; every feature is recompiled to match."""
+        if add:
+            self.evaluation_listeners.append(listener)
+        else:
+            self.evaluation_listeners.remove(listener)
+        self.recompile()
+
+    def record_exposure(self, evaluation: Evaluation) -> None:
+        """Record the exposure an evaluation stands for, if an experiment decided it."""
+        selector = evaluation.selector
+        if isinstance(selector, Experiment) and selector.segment in evaluation.segment_values:
+            self.exposures.add(
+                evaluation.feature,
+                evaluation.implementation,
+                evaluation.segment_values[selector.segment],
+                evaluation.version,
+            )
 
     def override(self, name: str, state: FeatureState | None) -> None:
         """Pin ``name`` to ``state`` in this process (None: storage answers again)."""

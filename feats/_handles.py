@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ._declarations import FeatureDeclaration, SegmentDeclaration
 from ._errors import NotFoundError
 from ._snapshot import Evaluation
-from ._state import Experiment
 
 if TYPE_CHECKING:
     from ._core import AppCore
@@ -122,11 +122,4 @@ class FeatureHandleBase:
         if len(args) != self._arity:
             self._arguments(args)
         evaluation = self._core.explain(self.name, args)
-        selector = evaluation.selector
-        if isinstance(selector, Experiment) and selector.segment in evaluation.segment_values:
-            self._core.exposures.add(
-                self.name,
-                implementation,
-                evaluation.segment_values[selector.segment],
-                evaluation.version,
-            )
+        self._core.record_exposure(replace(evaluation, implementation=implementation))

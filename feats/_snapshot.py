@@ -21,6 +21,8 @@ Warn = Callable[[str, str, str], None]
 RecordExposure = Callable[[str, str, str, "str | None"], None]
 """``record(feature, implementation, unit_value, version)``, buffered off the hot path."""
 Pick = Callable[[tuple[Any, ...]], str]
+Observe = Callable[["CompiledFeature", tuple[Any, ...]], None]
+"""``observe(compiled, args)``: told of every answer, after it was chosen."""
 
 _hash = xxhash.xxh3_64_intdigest
 """bucket_of() inlined by the splits: no function call per evaluation on the hot path."""
@@ -89,6 +91,7 @@ class CompiledFeature:
         "_fallthrough",
         "_has_experiment",
         "_note",
+        "_observe",
         "_problem",
         "_readers",
         "_ready",
@@ -115,10 +118,13 @@ class CompiledFeature:
         record: RecordExposure,
         *,
         note: str | None = None,
+        observe: Observe | None = None,
     ) -> None:
-        """``note``: said first in every explain() reason (e.g. an override in tests)."""
+        """``note``: said first in every explain() reason (e.g. an override in tests).
+        ``observe``: called after every choose and use (evaluation listeners, opt-in)."""
         self.declaration = declaration
         self._note = note
+        self._observe = observe
         self.name = declaration.name
         self.state = state
         self.version = version
@@ -136,7 +142,7 @@ class CompiledFeature:
         self._ready = False
         constant = self._constant_answer(state)
         if constant is not None:
-            self.choose: Pick = _constant(constant)
+            self.choose: Pick = self._watched(_constant(constant))
             self.use: Pick = self.choose
         else:
             self.choose = self._first_choose
@@ -178,8 +184,21 @@ class CompiledFeature:
         choose = self._build(None)
         use = self._build(self._record) if self._has_experiment else choose
         # Two threads may race here; both build the same thing, either result is right.
-        self.choose = choose
-        self.use = use
+        self.choose = self._watched(choose)
+        self.use = self._watched(use) if use is not choose else self.choose
+
+    def _watched(self, pick: Pick) -> Pick:
+        """``pick``, reporting each answer to the observer when there is one."""
+        observe = self._observe
+        if observe is None:
+            return pick
+
+        def watched(args: tuple[Any, ...]) -> str:
+            implementation = pick(args)
+            observe(self, args)
+            return implementation
+
+        return watched
 
     # -- compilation -------------------------------------------------------------------
 

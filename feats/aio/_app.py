@@ -114,6 +114,8 @@ class App(AppBase[Feature, Boolean]):
         if self._running:
             return self
         self._running = True
+        if self._core.state == "closed":
+            self._core.set_state("initializing")
         self._forked = False
         self._first_load = asyncio.Event()
         self._advanced = asyncio.Condition()
@@ -152,6 +154,7 @@ class App(AppBase[Feature, Boolean]):
         self._tasks = []
         await self._flush()
         await self.storage.interrupt()
+        self._core.set_state("closed")
 
     async def __aenter__(self) -> App:
         return await self.start()
