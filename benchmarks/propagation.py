@@ -32,7 +32,7 @@ from benchmarks._scenarios import declare, declare_flags
 from benchmarks._settings import Settings
 from benchmarks.peers import DOCUMENTED_POLL_INTERVALS
 from feats import FeatureState, Rollout, Static
-from feats._core import parse_version
+from feats._stored import parse_version
 
 __all__ = ["main", "propagation_steps", "run_propagation"]
 

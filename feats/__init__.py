@@ -16,7 +16,7 @@ from ._catalog import (
     SegmentInfo,
 )
 from ._changes import FeatureRef
-from ._core import Problem, Status
+from ._core import Status
 from ._declarations import FeatureDeclaration, Implementation, Registry, SegmentDeclaration
 from ._diff import DiffLine
 from ._errors import (
@@ -33,6 +33,7 @@ from ._handles import SegmentHandle
 from ._snapshot import Evaluation
 from ._state import Change, Experiment, FeatureState, Rollout, Static
 from ._storage import MemoryStorage, RedisStorage, Storage
+from ._stored import Problem
 from ._verbs import (
     Edit,
     HistoryEntry,

@@ -13,10 +13,11 @@ from typing import Any
 from ._admin import Admin
 from ._base import AppBase
 from ._catalog import CatalogPublisher
-from ._core import CheckEpoch, Load, Read, Reseed, Tail, Wait, version_at_least
 from ._handles import FeatureHandleBase
 from ._layout import encode_exposures
 from ._storage import MemoryStorage, Storage
+from ._stored import version_at_least
+from ._tail import CheckEpoch, Load, Read, Reseed, Tail, Wait
 
 __all__ = ["App", "Boolean", "Feature"]
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ._codec import MAX_RECORD_BYTES, Record, decode_record, encode_record
-from ._core import Loaded, parse_version, version_position
 from ._errors import CodecError
+from ._stored import Loaded, parse_version, version_position
 
 __all__ = [
     "BACKUP_FORMAT",

@@ -1,94 +1,45 @@
-"""The sans-IO App core: declarations, the snapshot it swaps, the change log it applies, status."""
+"""The sans-IO App core: the snapshot it swaps, how loads and log entries update it, status."""
 
 from __future__ import annotations
 
 import gc
 import logging
-import random
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ._codec import MAX_RECORD_BYTES, Record, decode_record, encode_record
+from ._codec import MAX_RECORD_BYTES, Record, decode_record
 from ._declarations import Registry
 from ._errors import CodecError, FeatsError
+from ._exposures import ExposureBuffer
+from ._layout import OVERSIZED
 from ._snapshot import CompiledFeature, Evaluation
 from ._state import Experiment, FeatureState, validate_state
+from ._stored import (
+    ZERO_VERSION,
+    Loaded,
+    Problem,
+    RawEntry,
+    version_at_least,
+    version_position,
+)
 
 __all__ = [
-    "Action",
+    "MAX_ENTRY_CHARS",
     "AppCore",
-    "CheckEpoch",
-    "ExposureBuffer",
-    "Load",
-    "Loaded",
-    "Problem",
-    "RawEntry",
-    "Read",
-    "Reseed",
+    "EvaluationListener",
+    "Listener",
     "Status",
-    "Tail",
-    "Wait",
-    "parse_version",
-    "version_at_least",
-    "version_position",
+    "StatusListener",
 ]
 
 logger = logging.getLogger("feats")
 
-ZERO_VERSION = "0-0"
 MAX_ENTRY_CHARS = MAX_RECORD_BYTES + 4096
 """A change-log entry larger than this is skipped unread: its record alone may not exceed
 MAX_RECORD_BYTES, and its other fields are a feature name and a version."""
-MAX_RESEED_ATTEMPTS = 3
-OVERSIZED = "oversized:"
-"""What LOAD_SCRIPT sends instead of a record over MAX_RECORD_BYTES, followed by its size."""
-
-
-def parse_version(version: str) -> tuple[int, int]:
-    """Stream ids order versions across a namespace: ``"<ms>-<seq>"``."""
-    ms, _, seq = version.partition("-")
-    return int(ms), int(seq or 0)
-
-
-def version_at_least(version: str, wanted: str) -> bool:
-    return parse_version(version) >= parse_version(wanted)
-
-
-def version_position(version: str) -> tuple[int, int]:
-    """parse_version for text read from storage: a malformed version sorts first."""
-    try:
-        return parse_version(version)
-    except ValueError:
-        return (-1, -1)
-
-
-@dataclass(frozen=True)
-class RawEntry:
-    """One change-log entry as storage returns it: an id and text fields, not yet trusted."""
-
-    id: str
-    fields: Mapping[str, str]
-
-
-@dataclass(frozen=True)
-class Loaded:
-    """Everything a full load returns, read atomically: current records, log head, epoch."""
-
-    records: Mapping[str, tuple[str, str]]
-    head: str
-    epoch: str | None
-
-
-@dataclass(frozen=True)
-class Problem:
-    """Something read from storage that was skipped, and why."""
-
-    where: str
-    message: str
-    time: float
 
 
 StatusName = Literal["initializing", "live", "stale", "closed"]
@@ -140,39 +91,6 @@ class Status:
     @property
     def closed(self) -> bool:
         return self.state == "closed"
-
-
-class ExposureBuffer:
-    """A bounded queue of experiment exposures between the hot path and the writer task.
-
-    When storage is down it fills up, then counts what it drops instead of growing.
-    """
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self.dropped = 0
-        self.written = 0
-        self._items: deque[tuple[str, str, str, str | None]] = deque()
-
-    def add(self, feature: str, implementation: str, unit: str, version: str | None) -> None:
-        if len(self._items) >= self.capacity:
-            self.dropped += 1
-            return
-        self._items.append((feature, implementation, unit, version))
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def take(self, limit: int) -> list[tuple[str, str, str, str | None]]:
-        items = self._items
-        return [items.popleft() for _ in range(min(limit, len(items)))]
-
-    def put_back(self, batch: list[tuple[str, str, str, str | None]]) -> None:
-        """Return an unwritten batch to the front, dropping (and counting) what no longer fits."""
-        room = max(0, self.capacity - len(self._items))
-        keep = batch[:room]
-        self.dropped += len(batch) - len(keep)
-        self._items.extendleft(reversed(keep))
 
 
 Listener = Callable[[str, tuple[str, ...]], None]
@@ -526,175 +444,3 @@ class AppCore:
             self.diverged.discard(feature)
             self._swap([feature])
             self._announce(version, (feature,))
-
-
-@dataclass(frozen=True)
-class Load:
-    """Read everything at once (start, gap, another store)."""
-
-
-@dataclass(frozen=True)
-class Read:
-    """Block on the change log for entries after ``after``."""
-
-    after: str
-    block_ms: int
-
-
-@dataclass(frozen=True)
-class CheckEpoch:
-    """Ask for the store's epoch: a wiped or replaced Redis shows here. With ``head``, its
-    last log id too: a store that lost its last writes (a failover to a lagging replica)
-    shows there. Only asked after an error, as every such loss breaks the connection."""
-
-    head: bool = False
-
-
-@dataclass(frozen=True)
-class Wait:
-    """Back off before trying again."""
-
-    seconds: float
-
-
-@dataclass(frozen=True)
-class Reseed:
-    """Write back what the store lost from this App's snapshot, atomically, and only if the
-    store's epoch is still ``epoch`` (None: still absent), so of many Apps finding the same
-    empty store exactly one writes. ``items`` are ``(feature, version, record)``, oldest
-    first; the store keeps their versions where its log allows."""
-
-    items: tuple[tuple[str, str, str], ...]
-    epoch: str | None
-
-
-Action = Load | Read | CheckEpoch | Wait | Reseed
-
-
-class Tail:
-    """What the tail task does next, decided without I/O; the shells only carry it out.
-
-    Start: Load. Then Read (XREAD BLOCK from the last id) until a gap (Load) or an idle
-    timeout (CheckEpoch: a replaced store shows there). Errors: stale, jittered backoff,
-    then CheckEpoch (or Load before the first load). A load that finds the store lacking
-    configuration this App serves (an empty or rolled-back store) first Reseeds it, then
-    loads again; an App that may not write (a least-privilege ACL) keeps serving its
-    snapshot and reports the features as diverged instead.
-    """
-
-    def __init__(
-        self,
-        core: AppCore,
-        *,
-        block_ms: int,
-        max_backoff: float = 2.0,
-        reseed: bool = True,
-        silence: float | None = None,
-    ) -> None:
-        self.core = core
-        self.block_ms = block_ms
-        self.max_backoff = max_backoff
-        self.reseed = reseed
-        self.failures = 0
-        self._next: Action = Load()
-        self._after_wait: Action = Load()
-        self.loaded_once = False
-        self._reseeds_left = MAX_RESEED_ATTEMPTS
-        core.silence_limit = silence if silence is not None else block_ms / 1000 + 5.0
-
-    def next_action(self) -> Action:
-        return self._next
-
-    def _healthy(self) -> None:
-        """Storage answered and the snapshot is applied: live, unless the store lost some."""
-        self.core.confirmed()
-        if not self.loaded_once:
-            return
-        diverged = self.core.diverged
-        if diverged:
-            self.core.set_state(
-                "stale",
-                f"the store lost {len(diverged)} feature(s) this App still serves "
-                f"({', '.join(sorted(diverged)[:5])}); keeping them until it has them again",
-            )
-        elif self.core.state != "live" or self.core.error is not None:
-            self.core.set_state("live")
-
-    def on_loaded(self, loaded: Loaded) -> None:
-        self.failures = 0
-        ahead = self.core.ahead_of(loaded)
-        if ahead and self.reseed and self._reseeds_left > 0:
-            items = []
-            for feature, version, record in ahead:
-                try:
-                    items.append((feature, version, encode_record(record)))
-                except CodecError:
-                    continue
-            if items:
-                self._reseeds_left -= 1
-                self.core.confirmed()
-                self.core.set_state(
-                    "stale",
-                    f"the store lacks {len(ahead)} feature(s) this App serves (restarted "
-                    "empty or failed over?); writing them back from this App's snapshot",
-                )
-                self._next = Reseed(tuple(items), loaded.epoch)
-                return
-        if not ahead:
-            self._reseeds_left = MAX_RESEED_ATTEMPTS
-        self.core.apply_loaded(loaded)
-        self.loaded_once = True
-        self._healthy()
-        self._next = Read(self.core.head, self.block_ms)
-
-    def on_reseeded(self, written: int | None) -> None:
-        """``written``: how many features the store took back; None if another App won."""
-        self.failures = 0
-        if written:
-            self.core.reseeds += 1
-            logger.warning(
-                "feats: the store had lost %d feature(s); re-seeded it from this App's snapshot",
-                written,
-            )
-        self._next = Load()
-
-    def on_entries(self, entries: list[RawEntry]) -> None:
-        self.failures = 0
-        if not entries:
-            # An idle BLOCK timed out: a cheap moment to notice a replaced store.
-            self.core.confirmed()
-            self._next = CheckEpoch()
-            return
-        if self.core.apply_entries(entries):
-            self._next = Load()
-            return
-        self._healthy()
-        self._next = Read(self.core.head, self.block_ms)
-
-    def on_epoch(self, epoch: str | None, head: str | None = None) -> None:
-        """``head``: the store's last log id, if the storage can tell (None: unknown)."""
-        self.failures = 0
-        behind = head is not None and version_position(head) < version_position(self.core.head)
-        if epoch != self.core.epoch or behind:
-            # Replaced, or behind what this App applied: it lost writes. A full load
-            # compares them feature by feature (and re-seeds what is missing).
-            self._next = Load()
-            return
-        self._healthy()
-        self._next = Read(self.core.head, self.block_ms)
-
-    def on_error(self, error: BaseException) -> None:
-        self.failures += 1
-        if isinstance(self._next, Reseed):
-            # Most likely a least-privilege App that may not write configuration (NOPERM):
-            # after MAX_RESEED_ATTEMPTS the next load keeps the snapshot as diverged.
-            self.core.report("re-seeding the store", f"{type(error).__name__}: {error}")
-            self._after_wait = Load()
-        else:
-            self._after_wait = Load() if not self.loaded_once else CheckEpoch(head=True)
-        self.core.set_state("stale", f"{type(error).__name__}: {error}")
-        delay = min(self.max_backoff, 0.05 * 2 ** min(self.failures, 10))
-        self._next = Wait(delay * (0.5 + random.random() / 2))
-
-    def on_waited(self) -> None:
-        self._next = self._after_wait

@@ -22,7 +22,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from ._core import version_at_least
+from ._stored import version_at_least
 from .aio import App, MemoryStorage, RedisStorage, Storage
 
 __all__ = ["COUNTRIES", "STEPS", "Step", "Story", "User", "choose_steps", "run"]

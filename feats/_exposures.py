@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import json
 import math
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import xxhash
 
-from ._core import RawEntry, version_at_least
+from ._stored import RawEntry, version_at_least
 
 __all__ = [
     "EXPOSURE_PAGE",
+    "ExposureBuffer",
     "ExposureCounter",
     "ExposureReport",
     "HyperLogLog",
@@ -33,6 +35,39 @@ _hash = xxhash.xxh3_64_intdigest
 
 EXPOSURE_PAGE = 1_000
 """Stream entries read per round trip while counting."""
+
+
+class ExposureBuffer:
+    """A bounded queue of experiment exposures between the hot path and the writer task.
+
+    When storage is down it fills up, then counts what it drops instead of growing.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.dropped = 0
+        self.written = 0
+        self._items: deque[tuple[str, str, str, str | None]] = deque()
+
+    def add(self, feature: str, implementation: str, unit: str, version: str | None) -> None:
+        if len(self._items) >= self.capacity:
+            self.dropped += 1
+            return
+        self._items.append((feature, implementation, unit, version))
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def take(self, limit: int) -> list[tuple[str, str, str, str | None]]:
+        items = self._items
+        return [items.popleft() for _ in range(min(limit, len(items)))]
+
+    def put_back(self, batch: list[tuple[str, str, str, str | None]]) -> None:
+        """Return an unwritten batch to the front, dropping (and counting) what no longer fits."""
+        room = max(0, self.capacity - len(self._items))
+        keep = batch[:room]
+        self.dropped += len(batch) - len(keep)
+        self._items.extendleft(reversed(keep))
 
 
 def exposures_start(since: str | None) -> str:

@@ -10,14 +10,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._codec import MAX_RECORD_BYTES
-from ._core import Loaded, RawEntry
 from ._errors import StorageError
+from ._stored import Loaded, RawEntry
 
 __all__ = [
     "CURRENT_SCRIPT",
     "DEFAULT_NAMESPACE",
     "HEAD_SCRIPT",
     "LOAD_SCRIPT",
+    "OVERSIZED",
     "RESEED_SCRIPT",
     "WRITE_SCRIPT",
     "Keys",
@@ -128,8 +129,10 @@ return {1, id}
 
 # KEYS: log, states, versions, epoch. One atomic read of everything an App needs to start.
 # ARGV[1] (optional): the largest record to send; a larger one comes back as
-# "oversized:<bytes>" (feats._core.OVERSIZED), so a huge hand-written value stays in Redis
-# instead of reaching every App at every load.
+# "oversized:<bytes>" (OVERSIZED), so a huge hand-written value stays in Redis instead of
+# reaching every App at every load.
+OVERSIZED = "oversized:"
+"""What LOAD_SCRIPT sends instead of a record over its size limit, followed by its size."""
 LOAD_SCRIPT = """
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local head = '0-0'

@@ -7,8 +7,8 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import Mapping, Sequence
 
-from ._core import ZERO_VERSION, Loaded, RawEntry, parse_version
 from ._layout import EXPOSURES_MAXLEN, HISTORY_MAXLEN, new_epoch
+from ._stored import ZERO_VERSION, Loaded, RawEntry, parse_version
 
 __all__ = ["MemoryLog"]
 

@@ -13,7 +13,6 @@ from redis.backoff import NoBackoff
 from redis.client import NEVER_DECODE
 from redis.retry import Retry
 
-from ._core import Loaded, RawEntry
 from ._errors import StorageError
 from ._layout import (
     CURRENT_SCRIPT,
@@ -43,6 +42,7 @@ from ._layout import (
     xread_args,
 )
 from ._memory import MemoryLog
+from ._stored import Loaded, RawEntry
 
 __all__ = ["MemoryStorage", "RedisStorage", "Storage"]
 

@@ -17,7 +17,6 @@ from typing import Any, ClassVar
 from ._bucketing import BUCKETS, allocate, bucket, derive_salt
 from ._catalog import Catalog, merge_registries
 from ._codec import decode_record
-from ._core import Loaded, Problem, RawEntry, version_position
 from ._declarations import Registry
 from ._diff import DiffLine, diff_states, rule_label
 from ._errors import CodecError, ConfigurationError, NotFoundError
@@ -34,6 +33,7 @@ from ._state import (
     segment_name,
     validate_state,
 )
+from ._stored import Loaded, Problem, RawEntry, version_position
 
 __all__ = [
     "ChangeFeed",

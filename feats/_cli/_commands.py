@@ -18,7 +18,6 @@ from rich.text import Text
 
 from .. import __version__
 from .._backup import parse_backup
-from .._core import Problem
 from .._diff import diff_states
 from .._errors import (
     CodecError,
@@ -28,6 +27,7 @@ from .._errors import (
     NotFoundError,
     StorageError,
 )
+from .._stored import Problem
 from .._verbs import (
     Edit,
     Plan,

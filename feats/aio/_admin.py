@@ -27,13 +27,13 @@ from .._changes import (
     plan_write,
 )
 from .._codec import Record
-from .._core import Problem
 from .._declarations import Registry
 from .._diff import DiffLine, diff_states
 from .._errors import ConflictError
 from .._exposures import EXPOSURE_PAGE, ExposureCounter, ExposureReport, exposures_start
 from .._snapshot import Evaluation
 from .._state import Change, FeatureState
+from .._stored import Problem
 from .._verbs import (
     ChangeFeed,
     Edit,

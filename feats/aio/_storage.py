@@ -13,7 +13,6 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.client import NEVER_DECODE
 
-from .._core import Loaded, RawEntry
 from .._errors import StorageError
 from .._layout import (
     CURRENT_SCRIPT,
@@ -44,6 +43,7 @@ from .._layout import (
 )
 from .._memory import MemoryLog
 from .._storage import History
+from .._stored import Loaded, RawEntry
 
 __all__ = ["MemoryStorage", "RedisStorage", "Storage"]
 

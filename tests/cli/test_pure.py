@@ -10,10 +10,10 @@ import pytest
 import feats
 import feats.aio
 from feats._catalog import Catalog, CatalogPublisher, decode_entry, encode_entry, find_drift
-from feats._core import RawEntry
 from feats._diff import diff_states, moves
 from feats._errors import CodecError, ConfigurationError, NotFoundError
 from feats._exposures import ExposureCounter, HyperLogLog, SpaceSaving
+from feats._stored import RawEntry
 from feats._verbs import (
     Route,
     SetRollout,

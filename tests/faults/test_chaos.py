@@ -23,8 +23,8 @@ from typing import Any
 import redis
 
 import feats
-from feats._core import parse_version
 from feats._layout import Keys
+from feats._stored import parse_version
 from tests.servers import FaultProxy, RedisServer
 from tests.servers._common import command
 

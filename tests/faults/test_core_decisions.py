@@ -14,20 +14,10 @@ import feats
 import feats.aio
 from feats._backup import parse_backup, restore_items, write_plan
 from feats._codec import Record, encode_record
-from feats._core import (
-    MAX_ENTRY_CHARS,
-    MAX_RESEED_ATTEMPTS,
-    AppCore,
-    CheckEpoch,
-    Load,
-    Loaded,
-    RawEntry,
-    Read,
-    Reseed,
-    Tail,
-    Wait,
-)
+from feats._core import MAX_ENTRY_CHARS, AppCore
 from feats._memory import MemoryLog
+from feats._stored import Loaded, RawEntry
+from feats._tail import MAX_RESEED_ATTEMPTS, CheckEpoch, Load, Read, Reseed, Tail, Wait
 
 from ._model import CANADIAN, SyncModel, apoll, canada_gets, declare, poll
 

@@ -12,8 +12,8 @@ from typing import Any, Generic, TypeVar
 
 import feats
 from feats._base import AppBase
-from feats._core import RawEntry
 from feats._handles import FeatureHandleBase, SegmentHandle
+from feats._stored import RawEntry
 
 F = TypeVar("F", bound=FeatureHandleBase)
 B = TypeVar("B", bound=FeatureHandleBase)

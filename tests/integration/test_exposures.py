@@ -13,7 +13,7 @@ import redis.asyncio
 
 import feats
 import feats.aio
-from feats._core import RawEntry
+from feats._stored import RawEntry
 
 from ._shop import Exposure, declare, decode_exposures, rollout_and_experiment, user
 

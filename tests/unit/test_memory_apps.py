@@ -11,7 +11,7 @@ import pytest
 
 import feats
 import feats.aio
-from feats._core import Loaded, parse_version
+from feats._stored import Loaded, parse_version
 from tests.unit._models import (
     AcmeProcessor,
     PremiumProcessor,
