@@ -18,8 +18,7 @@ from ._declarations import (
 )
 from ._errors import NotFoundError
 from ._handles import FeatureHandleBase, SegmentHandle
-from ._snapshot import Evaluation
-from ._verbs import explain_values
+from ._snapshot import Evaluation, explain_values
 
 __all__ = ["AppBase"]
 

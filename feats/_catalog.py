@@ -14,10 +14,11 @@ import json
 import os
 import socket
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ._codec import decode, expect, expect_name
 from ._declarations import (
     Accessor,
     FeatureDeclaration,
@@ -29,7 +30,7 @@ from ._declarations import (
     type_key,
 )
 from ._errors import CodecError, NotFoundError
-from ._state import FeatureState
+from ._state import FeatureState, state_issues
 
 __all__ = [
     "CATALOG_REFRESH_SECONDS",
@@ -53,8 +54,12 @@ __all__ = [
 CATALOG_SCHEMA = 1
 MAX_CATALOG_BYTES = 16 * 1024 * 1024
 """Larger entries are refused on publish and skipped on read."""
+MAX_CLOCK_SKEW = 300.0
+"""An entry seen further in the future than this is refused: it would hide the others."""
 CATALOG_REFRESH_SECONDS = 3600.0
 """A running App publishes again this often, so an entry's ``seen`` time stays meaningful."""
+CATALOG_LIVE_SECONDS = 3 * CATALOG_REFRESH_SECONDS
+"""An entry seen this recently belongs to a deploy that is still running."""
 
 
 # -- the document ----------------------------------------------------------------------
@@ -218,78 +223,66 @@ class CatalogEntry:
     segments: Mapping[str, SegmentInfo]
 
 
-def _expect(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float)):
-        name = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise CodecError(f"{where}: expected {name}, got {type(value).__name__}")
-    return value
-
-
 def _optional_str(value: Any, where: str) -> str | None:
-    return None if value is None else _expect(value, str, where)
-
-
-def _name(value: Any, where: str) -> str:
-    name: str = _expect(value, str, where)
-    if not name or len(name) > 200:
-        raise CodecError(f"{where}: a name of 1-200 characters, got {name!r}")
-    return name
+    return None if value is None else expect(value, str, where)
 
 
 def _type_name(document: Any, where: str) -> TypeName:
-    document = _expect(document, dict, where)
-    mro = _expect(document.get("mro", []), list, f"{where}.mro")
+    document = expect(document, dict, where)
+    mro = expect(document.get("mro", []), list, f"{where}.mro")
     return TypeName(
-        name=_name(document.get("name"), f"{where}.name"),
-        key=_name(document.get("key"), f"{where}.key"),
-        mro=tuple(_name(item, f"{where}.mro") for item in mro),
+        name=expect_name(document.get("name"), f"{where}.name"),
+        key=expect_name(document.get("key"), f"{where}.key"),
+        mro=tuple(expect_name(item, f"{where}.mro") for item in mro),
     )
 
 
 def _feature_info(document: Any, where: str) -> FeatureInfo:
-    document = _expect(document, dict, where)
-    name = _name(document.get("name"), f"{where}.name")
+    document = expect(document, dict, where)
+    name = expect_name(document.get("name"), f"{where}.name")
     implementations: dict[str, ImplementationInfo] = {}
-    for index, item in enumerate(_expect(document.get("implementations"), list, where)):
+    for index, item in enumerate(expect(document.get("implementations"), list, where)):
         at = f"{where}.implementations[{index}]"
-        item = _expect(item, dict, at)
-        impl = _name(item.get("name"), f"{at}.name")
+        item = expect(item, dict, at)
+        impl = expect_name(item.get("name"), f"{at}.name")
         implementations[impl] = ImplementationInfo(
             impl,
             _optional_str(item.get("doc"), f"{at}.doc"),
-            _expect(item.get("returns", ""), str, f"{at}.returns"),
+            expect(item.get("returns", ""), str, f"{at}.returns"),
         )
-    default = _name(document.get("default"), f"{where}.default")
+    default = expect_name(document.get("default"), f"{where}.default")
     if default not in implementations:
         raise CodecError(f"{where}.default: {default!r} is not one of its implementations")
     return FeatureInfo(
         name=name,
         module=_optional_str(document.get("module"), f"{where}.module"),
         doc=_optional_str(document.get("doc"), f"{where}.doc"),
-        boolean=_expect(document.get("boolean", False), bool, f"{where}.boolean"),
+        boolean=expect(document.get("boolean", False), bool, f"{where}.boolean"),
         default=default,
         inputs=tuple(
             _type_name(item, f"{where}.inputs[{index}]")
-            for index, item in enumerate(_expect(document.get("inputs", []), list, where))
+            for index, item in enumerate(expect(document.get("inputs", []), list, where))
         ),
         implementations=implementations,
     )
 
 
 def _segment_info(document: Any, where: str) -> SegmentInfo:
-    document = _expect(document, dict, where)
+    document = expect(document, dict, where)
     options = document.get("options")
     if options is not None:
         options = tuple(
-            _expect(option, str, f"{where}.options")
-            for option in _expect(options, list, f"{where}.options")
+            expect(option, str, f"{where}.options")
+            for option in expect(options, list, f"{where}.options")
         )
     accepts = []
-    for index, item in enumerate(_expect(document.get("accepts", []), list, where)):
+    for index, item in enumerate(expect(document.get("accepts", []), list, where)):
         at = f"{where}.accepts[{index}]"
-        accepts.append((_name(_expect(item, dict, at).get("method"), at), _type_name(item, at)))
+        accepts.append(
+            (expect_name(expect(item, dict, at).get("method"), at), _type_name(item, at))
+        )
     return SegmentInfo(
-        name=_name(document.get("name"), f"{where}.name"),
+        name=expect_name(document.get("name"), f"{where}.name"),
         module=_optional_str(document.get("module"), f"{where}.module"),
         doc=_optional_str(document.get("doc"), f"{where}.doc"),
         options=options,
@@ -297,36 +290,48 @@ def _segment_info(document: Any, where: str) -> SegmentInfo:
     )
 
 
-def decode_entry(identity: str, raw: str) -> CatalogEntry:
-    """Parse and validate one published entry; CodecError says what is wrong and where."""
+def _entry(identity: str, now: float) -> Callable[[Any], CatalogEntry]:
     where = f"catalog entry {identity}"
-    if len(raw) > MAX_CATALOG_BYTES:
-        raise CodecError(f"{where}: {len(raw)} bytes, over the {MAX_CATALOG_BYTES} byte limit")
-    try:
-        document = json.loads(raw)
-    except ValueError as error:
-        raise CodecError(f"{where}: not JSON: {error}") from error
-    document = _expect(document, dict, where)
-    if document.get("schema") != CATALOG_SCHEMA:
-        raise CodecError(
-            f"{where}: schema {document.get('schema')!r}; this feats reads {CATALOG_SCHEMA}"
+
+    def schema(document: Any) -> CatalogEntry:
+        document = expect(document, dict, where)
+        if document.get("schema") != CATALOG_SCHEMA:
+            raise CodecError(
+                f"{where}: schema {document.get('schema')!r}; this feats reads {CATALOG_SCHEMA}"
+            )
+        declarations = expect(document.get("declarations"), dict, f"{where}.declarations")
+        features = [
+            _feature_info(item, f"{where}.features[{index}]")
+            for index, item in enumerate(expect(declarations.get("features", []), list, where))
+        ]
+        segments = [
+            _segment_info(item, f"{where}.segments[{index}]")
+            for index, item in enumerate(expect(declarations.get("segments", []), list, where))
+        ]
+        seen = float(expect(document.get("seen", 0.0), (int, float), f"{where}.seen"))
+        if seen > now + MAX_CLOCK_SKEW:
+            raise CodecError(
+                f"{where}.seen: {seen:.0f} is in the future; an entry may not claim to be newest"
+            )
+        return CatalogEntry(
+            identity=identity,
+            seen=seen,
+            host=expect(document.get("host", ""), str, f"{where}.host"),
+            pid=int(expect(document.get("pid", 0), int, f"{where}.pid")),
+            features={feature.name: feature for feature in features},
+            segments={segment.name: segment for segment in segments},
         )
-    declarations = _expect(document.get("declarations"), dict, f"{where}.declarations")
-    features = [
-        _feature_info(item, f"{where}.features[{index}]")
-        for index, item in enumerate(_expect(declarations.get("features", []), list, where))
-    ]
-    segments = [
-        _segment_info(item, f"{where}.segments[{index}]")
-        for index, item in enumerate(_expect(declarations.get("segments", []), list, where))
-    ]
-    return CatalogEntry(
-        identity=identity,
-        seen=float(_expect(document.get("seen", 0.0), (int, float), f"{where}.seen")),
-        host=_expect(document.get("host", ""), str, f"{where}.host"),
-        pid=int(_expect(document.get("pid", 0), int, f"{where}.pid")),
-        features={feature.name: feature for feature in features},
-        segments={segment.name: segment for segment in segments},
+
+    return schema
+
+
+def decode_entry(identity: str, raw: str | bytes, *, now: float | None = None) -> CatalogEntry:
+    """Parse and validate one published entry; CodecError says what is wrong and where."""
+    return decode(
+        _entry(identity, time.time() if now is None else now),
+        raw,
+        limit=MAX_CATALOG_BYTES,
+        what=f"catalog entry {identity}",
     )
 
 
@@ -340,23 +345,17 @@ class Catalog:
     segments: Mapping[str, SegmentInfo] = field(default_factory=dict)
 
     @classmethod
-    def from_raw(cls, raw: Mapping[str, str]) -> Catalog:
+    def from_raw(cls, raw: Mapping[str, str], *, now: float | None = None) -> Catalog:
+        now = time.time() if now is None else now
         entries: list[CatalogEntry] = []
         problems: list[str] = []
         for identity, text in raw.items():
             try:
-                entries.append(decode_entry(identity, text))
+                entries.append(decode_entry(identity, text, now=now))
             except CodecError as error:
                 problems.append(str(error))
         entries.sort(key=lambda entry: entry.seen, reverse=True)
-        features: dict[str, FeatureInfo] = {}
-        segments: dict[str, SegmentInfo] = {}
-        for entry in entries:
-            for name, feature in entry.features.items():
-                features.setdefault(name, feature)
-            for name, segment in entry.segments.items():
-                segments.setdefault(name, segment)
-        return cls(tuple(entries), tuple(problems), features, segments)
+        return cls(tuple(entries), tuple(problems), *_merged(entries, now))
 
     @property
     def empty(self) -> bool:
@@ -373,6 +372,54 @@ class Catalog:
 
     def declared_by(self, feature: str) -> list[CatalogEntry]:
         return [entry for entry in self.entries if feature in entry.features]
+
+
+def _merged(
+    entries: list[CatalogEntry], now: float
+) -> tuple[dict[str, FeatureInfo], dict[str, SegmentInfo]]:
+    """Per name, what the running Apps declare together, else what the newest entry says.
+
+    Entries seen within CATALOG_LIVE_SECONDS are running deploys: the implementations,
+    options and input types any of them declares all count, so no entry (a rolling deploy,
+    or one written by hand) can hide another's. Older entries only speak for names no
+    running App declares, newest first: a deploy that dropped an implementation drifts.
+    """
+    live = [entry for entry in entries if now - entry.seen <= CATALOG_LIVE_SECONDS]
+    features: dict[str, FeatureInfo] = {}
+    segments: dict[str, SegmentInfo] = {}
+    for entry in live:
+        for name, feature in entry.features.items():
+            held = features.get(name)
+            if held is None:
+                features[name] = feature
+            elif held.inputs == feature.inputs:
+                more = {
+                    key: value
+                    for key, value in feature.implementations.items()
+                    if key not in held.implementations
+                }
+                if more:
+                    features[name] = replace(held, implementations={**held.implementations, **more})
+        for name, segment in entry.segments.items():
+            kept = segments.get(name)
+            if kept is None:
+                segments[name] = segment
+                continue
+            options = kept.options
+            if options is not None and segment.options is not None:
+                options = (*options, *(o for o in segment.options if o not in options))
+            elif segment.options is None:
+                options = None
+            accepts = (*kept.accepts, *(a for a in segment.accepts if a not in kept.accepts))
+            segments[name] = replace(kept, options=options, accepts=accepts)
+    for entry in entries:
+        if entry in live:
+            continue
+        for name, feature in entry.features.items():
+            features.setdefault(name, feature)
+        for name, segment in entry.segments.items():
+            segments.setdefault(name, segment)
+    return features, segments
 
 
 def merge_registries(primary: Registry, secondary: Registry) -> Registry:
@@ -442,44 +489,7 @@ class Drift:
 
 def state_problems(feature: str, state: FeatureState, registry: Registry) -> list[str]:
     """Every reason ``state`` does not fit ``feature`` as ``registry`` declares it."""
-    declaration = registry.features[feature]
-    valid = {segment.name for segment in registry.valid_segments(feature)}
-    problems: list[str] = []
-
-    def check_segment(where: str, name: str) -> bool:
-        if name not in registry.segments:
-            problems.append(f"{where}names segment {name}, which no App declares")
-            return False
-        if name not in valid:
-            problems.append(f"{where}segment {name} cannot read this feature's inputs")
-            return False
-        return True
-
-    segments_ok = all([check_segment("", name) for name in state.segments])
-    for key, selector in state.rules.items():
-        where = "fallthrough: " if key is None else f"rule {_key_text(state.segments, key)}: "
-        if key is not None and segments_ok and len(key) == len(state.segments):
-            for name, value in zip(state.segments, key, strict=True):
-                options = registry.segments[name].options
-                if options is not None and value not in options:
-                    problems.append(
-                        f"{where}{value!r} is not an option of {name} "
-                        f"(options: {', '.join(options)})"
-                    )
-        for implementation in selector.implementations():
-            if implementation not in declaration.implementations:
-                problems.append(
-                    f"{where}names implementation {implementation}, which no App declares "
-                    f"(declared: {', '.join(declaration.implementations)})"
-                )
-        segment = getattr(selector, "segment", None)
-        if isinstance(segment, str):
-            check_segment(where, segment)
-    return problems
-
-
-def _key_text(segments: Iterable[str], key: tuple[str, ...]) -> str:
-    return ", ".join(f"{name}={value}" for name, value in zip(segments, key, strict=False))
+    return [issue.message for issue in state_issues(feature, state, registry)]
 
 
 def find_drift(registry: Registry, configured: Mapping[str, FeatureState | None]) -> list[Drift]:

@@ -1,30 +1,153 @@
-"""The versioned JSON codec (schema 1) for configuration records, validated on both sides."""
+"""The one way in for everything read from storage, and the stored form of configuration.
+
+``decode`` is strict JSON (UTF-8 without lone surrogates, no NaN or Infinity, no duplicate
+keys, bounded integers and nesting, a size limit) followed by the schema of one kind of
+document; whatever goes wrong comes out as a CodecError saying what and where, never as
+anything else. Configuration records (schema 1) are encoded and decoded here too.
+"""
 
 from __future__ import annotations
 
 import json
 import math
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from ._bucketing import BUCKETS
 from ._errors import CodecError
-from ._state import Change, Experiment, FeatureState, Rollout, RuleKey, Selector, Static
+from ._selectors import MAX_NAME, RuleKey, Selector, decode_selector, expect
+from ._state import Change, FeatureState, shape_issues
 
 __all__ = [
     "MAX_RECORD_BYTES",
     "SCHEMA_VERSION",
     "Record",
+    "decode",
     "decode_record",
     "decode_state",
     "encode_record",
     "encode_state",
+    "expect",
+    "expect_name",
+    "read_json",
 ]
+
+T = TypeVar("T")
 
 SCHEMA_VERSION = 1
 MAX_RECORD_BYTES = 256 * 1024
-"""Larger entries are refused on write and skipped on read: no state needs more."""
+"""Larger records are refused on write and skipped on read: no state needs more."""
+MAX_INTEGER_DIGITS = 19
+"""Integers in stored JSON fit 64 bits: a 400-digit weight is not a weight."""
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+"""Only JSON escapes can put a lone surrogate into decoded text (its bytes are UTF-8)."""
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise CodecError(f"duplicate key {key!r}")
+            seen.add(key)
+    return document
+
+
+def _constant(name: str) -> Any:
+    raise CodecError(f"{name} is not a JSON number")
+
+
+def _integer(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INTEGER_DIGITS:
+        raise CodecError(f"an integer of {len(text)} digits")
+    return int(text)
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise CodecError(f"{text[:20]} is out of range")
+    return value
+
+
+def _lone_surrogate(document: Any) -> bool:
+    stack = [document]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def read_json(raw: str | bytes, *, limit: int, what: str) -> Any:
+    """Strict JSON of at most ``limit`` bytes; CodecError naming ``what`` otherwise."""
+    if len(raw) > limit:
+        raise CodecError(f"{what} is {len(raw)} bytes or more, over the {limit} byte limit")
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        if not isinstance(raw, bytes) and len(text.encode("utf-8")) > limit:
+            raise CodecError(f"{what} is over the {limit} byte limit")
+    except UnicodeError as error:
+        raise CodecError(f"{what} is not JSON: not UTF-8 text ({error})") from None
+    try:
+        document = json.loads(
+            text,
+            object_pairs_hook=_unique,
+            parse_constant=_constant,
+            parse_int=_integer,
+            parse_float=_float,
+        )
+    except CodecError as error:
+        raise CodecError(f"{what} is not valid JSON: {error}") from None
+    except RecursionError:
+        raise CodecError(f"{what} is nested too deeply") from None
+    except ValueError as error:
+        raise CodecError(f"{what} is not JSON: {error}") from None
+    if _ESCAPED_SURROGATE.search(text) and _lone_surrogate(document):
+        raise CodecError(f"{what} has a lone surrogate in a string: not valid UTF-8 text")
+    return document
+
+
+def decode(schema: Callable[[Any], T], raw: str | bytes, *, limit: int, what: str) -> T:
+    """``raw`` read as strict JSON and checked by ``schema``: the one decoding path.
+
+    ``schema`` raises CodecError for what it refuses; anything else it raises on hostile
+    input (a value too large, too deep, of a kind it did not expect) is turned into a
+    CodecError here, so that nothing read from storage escapes as another error.
+    """
+    document = read_json(raw, limit=limit, what=what)
+    try:
+        return schema(document)
+    except CodecError:
+        raise
+    except (
+        ArithmeticError,
+        AttributeError,
+        LookupError,
+        RecursionError,
+        TypeError,
+        ValueError,
+    ) as error:
+        raise CodecError(f"{what}: unreadable ({type(error).__name__}: {error})") from None
+
+
+def expect_name(value: Any, where: str) -> str:
+    """A name (feature, implementation, segment, identity) of 1 to MAX_NAME characters."""
+    name: str = expect(value, str, where)
+    if not name or len(name) > MAX_NAME:
+        raise CodecError(f"{where}: a name of 1-{MAX_NAME} characters, got {name[:40]!r}")
+    return name
 
 
 @dataclass(frozen=True)
@@ -48,158 +171,93 @@ class Record:
         )
 
 
-def encode_selector(selector: Selector) -> dict[str, Any]:
-    if isinstance(selector, Static):
-        return {"type": "static", "implementation": selector.implementation}
-    document: dict[str, Any] = {
-        "type": selector.kind,
-        "segment": selector.segment,
-        "weights": dict(selector.weights),
-    }
-    if selector.salt is not None:
-        document["salt"] = f"{selector.salt:016x}"
-    if selector.allocation is not None:
-        document["allocation"] = [list(item) for item in selector.allocation]
-    return document
-
-
 def encode_state(state: FeatureState) -> dict[str, Any]:
     return {
         "segments": list(state.segments),
         "rules": [
-            {"key": None if key is None else list(key), "selector": encode_selector(selector)}
+            {"key": None if key is None else list(key), "selector": selector.encode()}
             for key, selector in state.rules.items()
         ],
     }
 
 
 def encode_record(record: Record) -> str:
-    text = json.dumps(
-        {
-            "schema": SCHEMA_VERSION,
-            "feature": record.feature,
-            "state": None if record.state is None else encode_state(record.state),
-            "author": record.author,
-            "reason": record.reason,
-            "time": record.time,
-        },
-        separators=(",", ":"),
-        ensure_ascii=False,
-        allow_nan=False,
-    )
-    if len(text.encode()) > MAX_RECORD_BYTES:
+    """The stored text of ``record``; CodecError if it cannot be stored as valid UTF-8 JSON."""
+    try:
+        text = json.dumps(
+            {
+                "schema": SCHEMA_VERSION,
+                "feature": record.feature,
+                "state": None if record.state is None else encode_state(record.state),
+                "author": record.author,
+                "reason": record.reason,
+                "time": record.time,
+            },
+            separators=(",", ":"),
+            ensure_ascii=False,
+            allow_nan=False,
+        )
+        size = len(text.encode("utf-8"))
+    except (TypeError, ValueError) as error:
+        raise CodecError(f"{record.feature}: cannot be stored: {error}") from error
+    if size > MAX_RECORD_BYTES:
         raise CodecError(
-            f"{record.feature}: the encoded state is {len(text.encode())} bytes, "
+            f"{record.feature}: the encoded state is {size} bytes, "
             f"over the {MAX_RECORD_BYTES} byte limit"
         )
     return text
 
 
-def _expect(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
-    if type(value) is kind:
-        # The common case, decided at once (a bool is never some other kind: bool is final).
-        return value
-    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-        expected = (
-            kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        )
-        raise CodecError(f"{where}: expected {expected}, got {type(value).__name__}")
-    return value
-
-
 def _string_list(value: Any, where: str) -> list[str]:
-    items: list[str] = _expect(value, list, where)
+    items: list[str] = expect(value, list, where)
     for index, item in enumerate(items):
         if type(item) is not str:
-            _expect(item, str, f"{where}[{index}]")
+            expect(item, str, f"{where}[{index}]")
     return items
 
 
-def decode_selector(document: Any, where: str) -> Selector:
-    document = _expect(document, dict, where)
-    kind = document.get("type")
-    if kind == "static":
-        return Static(_expect(document.get("implementation"), str, f"{where}.implementation"))
-    if kind not in ("rollout", "experiment"):
-        raise CodecError(f"{where}.type: unknown selector type {kind!r}")
-    segment = _expect(document.get("segment"), str, f"{where}.segment")
-    weights = _expect(document.get("weights"), dict, f"{where}.weights")
-    for name, weight in weights.items():
-        if type(weight) is not int and type(weight) is not float:
-            _expect(weight, (int, float), f"{where}.weights.{name}")
-        if not 0 <= weight < math.inf:  # NaN fails too
-            raise CodecError(f"{where}.weights.{name}: not a finite non-negative number")
-    if sum(weights.values()) <= 0:
-        raise CodecError(f"{where}.weights: must have a positive sum, got {weights!r}")
-    salt_text = document.get("salt")
-    salt = None
-    if salt_text is not None:
-        _expect(salt_text, str, f"{where}.salt")
-        try:
-            salt = int(salt_text, 16)
-        except ValueError as error:
-            raise CodecError(f"{where}.salt: not a hex number: {salt_text!r}") from error
-        if not 0 <= salt < 2**64:
-            raise CodecError(f"{where}.salt: not a 64-bit salt: {salt_text!r}")
-    allocation = None
-    if document.get("allocation") is not None:
-        allocation = []
-        cursor = 0
-        for index, item in enumerate(_expect(document["allocation"], list, f"{where}.allocation")):
-            at = f"{where}.allocation[{index}]"
-            if not (isinstance(item, list) and len(item) == 3):
-                raise CodecError(f"{at}: expected [implementation, start, end]")
-            name = _expect(item[0], str, at)
-            start = _expect(item[1], int, at)
-            end = _expect(item[2], int, at)
-            if start != cursor or end <= start or name not in weights:
-                raise CodecError(
-                    f"{at}: ranges must be contiguous and name weighted implementations"
-                )
-            cursor = end
-            allocation.append((name, start, end))
-        if cursor != BUCKETS:
-            raise CodecError(f"{where}.allocation: covers {cursor} of {BUCKETS} buckets")
-    cls = Rollout if kind == "rollout" else Experiment
-    return cls(segment, weights, salt=salt, allocation=allocation)
-
-
 def decode_state(document: Any, where: str = "state") -> FeatureState:
-    document = _expect(document, dict, where)
+    """A stored state, whole and sound: every rule key fits the segments, every split can
+    split users. What it cannot vouch for (the names the code declares) is left to
+    ``state_issues``."""
+    document = expect(document, dict, where)
     segments = _string_list(document.get("segments", []), f"{where}.segments")
     rules: dict[RuleKey, Selector] = {}
-    for index, rule in enumerate(_expect(document.get("rules", []), list, f"{where}.rules")):
+    for index, rule in enumerate(expect(document.get("rules", []), list, f"{where}.rules")):
         at = f"{where}.rules[{index}]"
-        rule = _expect(rule, dict, at)
+        rule = expect(rule, dict, at)
         raw_key = rule.get("key")
         key = None if raw_key is None else tuple(_string_list(raw_key, f"{at}.key"))
         if key in rules:
             raise CodecError(f"{at}.key: duplicate rule {raw_key!r}")
         rules[key] = decode_selector(rule.get("selector"), f"{at}.selector")
-    return FeatureState(segments, rules)
+    state = FeatureState(segments, rules)
+    issues = shape_issues(state)
+    if issues:
+        raise CodecError(f"{where}: {issues[0].message}")
+    return state
 
 
-def decode_record(raw: str | bytes) -> Record:
-    """Parse and validate one stored record; CodecError says what is wrong and where."""
-    size = len(raw.encode()) if isinstance(raw, str) else len(raw)
-    if size > MAX_RECORD_BYTES:
-        raise CodecError(f"record is {size} bytes, over the {MAX_RECORD_BYTES} byte limit")
-    try:
-        document = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise CodecError(f"record is not JSON: {error}") from error
-    document = _expect(document, dict, "record")
+def _record(document: Any) -> Record:
+    document = expect(document, dict, "record")
     schema = document.get("schema")
     if schema != SCHEMA_VERSION:
         raise CodecError(
             f"record has schema version {schema!r}; this feats reads version {SCHEMA_VERSION}"
         )
-    state = document.get("state")
-    time = _expect(document.get("time", 0.0), (int, float), "record.time")
+    if "state" not in document:
+        raise CodecError("record has no state (null resets a feature; a missing one is a mistake)")
+    state = document["state"]
+    when = expect(document.get("time", 0.0), (int, float), "record.time")
     return Record(
-        feature=_expect(document.get("feature"), str, "record.feature"),
+        feature=expect_name(document.get("feature"), "record.feature"),
         state=None if state is None else decode_state(state),
-        author=_expect(document.get("author", ""), str, "record.author"),
-        reason=_expect(document.get("reason", ""), str, "record.reason"),
-        time=float(time),
+        author=expect(document.get("author", ""), str, "record.author"),
+        reason=expect(document.get("reason", ""), str, "record.reason"),
+        time=float(when),
     )
+
+
+def decode_record(raw: str | bytes) -> Record:
+    """Read one stored configuration record; CodecError says what is wrong and where."""
+    return decode(_record, raw, limit=MAX_RECORD_BYTES, what="record")

@@ -12,11 +12,11 @@ from typing import Any, Literal
 
 from ._codec import MAX_RECORD_BYTES, Record, decode_record
 from ._declarations import Registry
-from ._errors import CodecError, FeatsError
+from ._errors import CodecError
 from ._exposures import ExposureBuffer
 from ._layout import OVERSIZED
 from ._snapshot import CompiledFeature, Evaluation
-from ._state import Experiment, FeatureState, validate_state
+from ._state import Experiment, FeatureState, state_issues
 from ._stored import (
     ZERO_VERSION,
     Loaded,
@@ -338,11 +338,8 @@ class AppCore:
         """Why these declarations cannot serve ``record``, or None if they can."""
         if record.state is None:
             return None
-        try:
-            validate_state(feature, record.state, self.registry)
-        except FeatsError as error:
-            return str(error)
-        return None
+        issues = state_issues(feature, record.state, self.registry)
+        return None if not issues else f"{feature}: {issues[0].message}"
 
     def ahead_of(self, loaded: Loaded) -> list[tuple[str, str, Record]]:
         """Features this App holds at a version the store lacks (missing there, or older).

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ._bucketing import BUCKETS, allocate
-from ._state import Experiment, FeatureState, Rollout, RuleKey, Selector, Static
+from ._bucketing import BUCKETS
+from ._selectors import rule_label
+from ._state import Experiment, FeatureState, Rollout, Selector, Static
 
 __all__ = ["DiffLine", "describe_selector", "diff_states", "moves", "rule_label"]
-
-
-def rule_label(segments: Sequence[str], key: RuleKey) -> str:
-    """``Country=CA`` for a rule, ``fallthrough`` for the rule that catches the rest."""
-    if key is None:
-        return "fallthrough"
-    return ", ".join(f"{name}={value}" for name, value in zip(segments, key, strict=False))
 
 
 def describe_selector(selector: Selector | None) -> str:
@@ -30,14 +24,10 @@ def _percent(fraction: float) -> str:
     return f"{value:g}%"
 
 
-def _allocation(selector: Rollout | Experiment) -> tuple[tuple[str, int, int], ...]:
-    return selector.allocation or allocate(selector.weights)
-
-
 def _owner_ranges(selector: Selector) -> list[tuple[str, int, int]]:
     if isinstance(selector, Static):
         return [(selector.implementation, 0, BUCKETS)]
-    return list(_allocation(selector))
+    return list(selector.ranges())
 
 
 def moves(before: Selector, after: Selector) -> dict[tuple[str, str], float] | None:

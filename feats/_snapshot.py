@@ -1,31 +1,31 @@
-"""The compiled snapshot: configuration turned into dict lookups, evaluate() and explain()."""
+"""The compiled snapshot: configuration turned into dict lookups for evaluation, and the one
+explanation of a decision that both ``explain()`` and the admin's explain give."""
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import xxhash
+from ._bucketing import BUCKETS
+from ._declarations import FeatureDeclaration, Registry
+from ._errors import ConfigurationError
+from ._selectors import Emit, Pick, RuleKey, Selector
+from ._state import FeatureState
 
-from ._bucketing import BUCKETS, allocate, derive_salt
-from ._bucketing import bucket as bucket_of
-from ._declarations import FeatureDeclaration, Registry, SegmentDeclaration
-from ._state import Experiment, FeatureState, Rollout, RuleKey, Selector, Static
-
-__all__ = ["CompiledFeature", "Evaluation"]
+__all__ = [
+    "CompiledFeature",
+    "Evaluation",
+    "MissingSegment",
+    "SegmentFailed",
+    "explain_state",
+    "explain_values",
+]
 
 Warn = Callable[[str, str, str], None]
 """``warn(feature, cause, message)``: the App logs each (feature, cause) once."""
-RecordExposure = Callable[[str, str, str, "str | None"], None]
-"""``record(feature, implementation, unit_value, version)``, buffered off the hot path."""
-Pick = Callable[[tuple[Any, ...]], str]
 Observe = Callable[["CompiledFeature", tuple[Any, ...]], None]
 """``observe(compiled, args)``: told of every answer, after it was chosen."""
-
-_hash = xxhash.xxh3_64_intdigest
-"""bucket_of() inlined by the splits: no function call per evaluation on the hot path."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +44,148 @@ class Evaluation:
     stale: bool = False
 
 
+class MissingSegment(LookupError):
+    """explain_state needed a segment's value that it was not given."""
+
+    def __init__(self, segment: str) -> None:
+        super().__init__(segment)
+        self.segment = segment
+
+
+class SegmentFailed(Exception):
+    """A segment raised while explain_state read its value from the inputs."""
+
+    def __init__(self, segment: str, error: Exception) -> None:
+        super().__init__(segment, error)
+        self.segment = segment
+        self.error = error
+
+
+def explain_state(
+    feature: str,
+    default: str,
+    state: FeatureState | None,
+    version: str | None,
+    read: Callable[[str], str],
+    *,
+    broken: str | None = None,
+    drift: Callable[[RuleKey], str | None] | None = None,
+    stale: bool = False,
+    note: str | None = None,
+) -> Evaluation:
+    """Which implementation a state gives the user whose segment values ``read`` returns.
+
+    ``read(segment)`` raises MissingSegment for a value it does not have (ConfigurationError
+    here, if the decision needs it) or SegmentFailed (the default answers, as evaluation
+    would). ``broken``: why the code cannot serve the state at all; ``drift(key)``: why it
+    cannot serve one rule. Never raises for anything else.
+    """
+    values: dict[str, str] = {}
+
+    def answer(implementation: str, reason: str, **more: Any) -> Evaluation:
+        return Evaluation(
+            feature=feature,
+            implementation=implementation,
+            reason=reason if note is None else f"{note}: {reason}",
+            segment_values=values,
+            version=version,
+            stale=stale,
+            default=implementation == default and more.get("selector") is None,
+            **{"selector": None, **more},
+        )
+
+    def value(segment: str) -> str:
+        found = values.get(segment)
+        if found is None:
+            found = values[segment] = read(segment)
+        return found
+
+    if state is None:
+        return answer(default, "no configuration: the default answers")
+    if broken is not None:
+        return answer(default, f"configuration drift: {broken}")
+    key: RuleKey = None
+    if state.segments:
+        try:
+            key = tuple(value(segment) for segment in state.segments)
+        except MissingSegment:
+            if any(rule is not None for rule in state.rules):
+                missing = [segment for segment in state.segments if segment not in values]
+                raise ConfigurationError(
+                    f"{feature}'s rules are keyed by {', '.join(state.segments)}: "
+                    f"give {' '.join(f'{name}=VALUE' for name in missing)}"
+                ) from None
+        except SegmentFailed as failed:
+            return answer(default, _raised(failed))
+    if key is not None and key in state.rules:
+        rule: RuleKey = key
+        where = f"rule {state.label(key)}"
+    else:
+        rule = None
+        where = "no rule matched; fallthrough" if state.segments else "the only rule"
+    selector = state.rules.get(rule)
+    if selector is None:
+        return answer(default, "no rule matched and no fallthrough: the default answers")
+    problem = None if drift is None else drift(rule)
+    if problem is not None:
+        return answer(default, f"configuration drift in {where}: {problem}")
+    segment = selector.reads()
+    if segment is None:
+        implementation = selector.assign(feature, rule, "")[0]
+        return answer(
+            implementation,
+            f"{where}: {selector.kind} {implementation}",
+            selector=selector,
+            rule=rule,
+        )
+    try:
+        given = value(segment)
+    except MissingSegment:
+        raise ConfigurationError(
+            f"{where} is a {selector.kind} by {segment}: give {segment}=VALUE"
+        ) from None
+    except SegmentFailed as failed:
+        return answer(default, _raised(failed))
+    try:
+        implementation, chosen = selector.assign(feature, rule, given)
+    except Exception as error:
+        # A segment that returned something other than text: evaluation answers the
+        # default for it, and so does its explanation.
+        return answer(default, _raised(SegmentFailed(segment, error)))
+    return answer(
+        implementation,
+        f"{where}: {selector.kind} by {segment}, bucket {chosen} of {BUCKETS}",
+        selector=selector,
+        rule=rule,
+        bucket=chosen,
+    )
+
+
+def explain_values(
+    feature: str,
+    default: str,
+    state: FeatureState | None,
+    version: str | None,
+    values: Mapping[str, str],
+    *,
+    stale: bool = False,
+) -> Evaluation:
+    """explain_state for given segment values (``{"Country": "US", "UserId": "42"}``)."""
+
+    def read(segment: str) -> str:
+        found = values.get(segment)
+        if found is None:
+            raise MissingSegment(segment)
+        return found
+
+    return explain_state(feature, default, state, version, read, stale=stale)
+
+
+def _raised(failed: SegmentFailed) -> str:
+    error = failed.error
+    return f"segment {failed.segment} raised {type(error).__name__}: {error}"
+
+
 @dataclass(frozen=True, slots=True)
 class _Reader:
     segment: str
@@ -52,21 +194,9 @@ class _Reader:
 
 
 @dataclass(frozen=True, slots=True)
-class _Split:
-    selector: Rollout | Experiment
-    reader: _Reader
-    salt: int
-    starts: list[int]
-    names: list[str]
-
-
-@dataclass(frozen=True, slots=True)
 class _Drift:
     cause: str
     message: str
-
-
-_Compiled = str | _Split | _Drift
 
 
 _CONSTANTS: dict[str, Pick] = {}
@@ -88,8 +218,7 @@ class CompiledFeature:
     """One feature's configuration, compiled for evaluation with no I/O and little allocation."""
 
     __slots__ = (
-        "_fallthrough",
-        "_has_experiment",
+        "_drifts",
         "_note",
         "_observe",
         "_problem",
@@ -97,7 +226,6 @@ class CompiledFeature:
         "_ready",
         "_record",
         "_registry",
-        "_rules",
         "_warn",
         "choose",
         "declaration",
@@ -115,7 +243,7 @@ class CompiledFeature:
         version: str | None,
         registry: Registry,
         warn: Warn,
-        record: RecordExposure,
+        record: Emit,
         *,
         note: str | None = None,
         observe: Observe | None = None,
@@ -123,8 +251,6 @@ class CompiledFeature:
         """``note``: said first in every explain() reason (e.g. an override in tests).
         ``observe``: called after every choose and use (evaluation listeners, opt-in)."""
         self.declaration = declaration
-        self._note = note
-        self._observe = observe
         self.name = declaration.name
         self.state = state
         self.version = version
@@ -132,6 +258,8 @@ class CompiledFeature:
         self._warn = warn
         self._record = record
         self._registry = registry
+        self._note = note
+        self._observe = observe
         # Compiled on first use: loading 10,000 features allocates no readers, tables or
         # closures for the ones this process never evaluates. The result is the same as
         # compiling here: when a segment is declared later, the core replaces every
@@ -148,11 +276,9 @@ class CompiledFeature:
             self.choose = self._first_choose
             self.use = self._first_use
 
-    _readers: tuple[_Reader, ...]
-    _rules: dict[RuleKey, _Compiled]
-    _fallthrough: _Compiled | None
+    _readers: dict[str, _Reader]
+    _drifts: dict[RuleKey, _Drift]
     _problem: _Drift | None
-    _has_experiment: bool
 
     def _constant_answer(self, state: FeatureState | None) -> str | None:
         """The one implementation every input gets, when the state says so without segments."""
@@ -163,12 +289,10 @@ class CompiledFeature:
         if not state.rules:
             return self.default
         selector = state.rules.get(None)
-        if (
-            len(state.rules) == 1
-            and isinstance(selector, Static)
-            and selector.implementation in self.declaration.implementations
-        ):
-            return selector.implementation
+        if len(state.rules) == 1 and selector is not None:
+            answer = selector.constant()
+            if answer is not None and answer in self.declaration.implementations:
+                return answer
         return None
 
     def _first_choose(self, args: tuple[Any, ...]) -> str:
@@ -182,10 +306,16 @@ class CompiledFeature:
     def _finish(self) -> None:
         self._prepare()
         choose = self._build(None)
-        use = self._build(self._record) if self._has_experiment else choose
+        use = self._build(self._record) if self._records_exposures() else choose
         # Two threads may race here; both build the same thing, either result is right.
         self.choose = self._watched(choose)
         self.use = self._watched(use) if use is not choose else self.choose
+
+    def _records_exposures(self) -> bool:
+        state = self.state
+        return state is not None and any(
+            getattr(selector, "records_exposures", False) for selector in state.rules.values()
+        )
 
     def _watched(self, pick: Pick) -> Pick:
         """``pick``, reporting each answer to the observer when there is one."""
@@ -203,32 +333,44 @@ class CompiledFeature:
     # -- compilation -------------------------------------------------------------------
 
     def _prepare(self) -> None:
-        """Compile the state into readers and rules (each thread on its own, then publish)."""
+        """Find a reader for every segment the state reads, and what the code cannot serve."""
         if self._ready:
             return
-        readers: tuple[_Reader, ...] = ()
-        rules: dict[RuleKey, _Compiled] = {}
-        fallthrough: _Compiled | None = None
+        readers: dict[str, _Reader] = {}
+        drifts: dict[RuleKey, _Drift] = {}
         problem: _Drift | None = None
-        if self.state is not None:
-            try:
-                readers, rules, fallthrough, problem = self._compile(self.state, self._registry)
-            except Exception as error:
-                # Decoding validated the state; should compiling still fail, evaluation
-                # must not: the default answers and explain() says why.
-                problem = _Drift("compile", f"{type(error).__name__}: {error}")
+        state = self.state
+        if state is not None:
+            for segment in state.segments:
+                reader = self._reader(segment)
+                if isinstance(reader, _Drift):
+                    problem = reader
+                    break
+                readers[segment] = reader
+            known = self.declaration.implementations
+            for key, selector in state.rules.items():
+                unknown = [name for name in selector.implementations() if name not in known]
+                if unknown:
+                    drifts[key] = _Drift(
+                        f"implementation:{unknown[0]}",
+                        f"configuration names implementation {unknown[0]!r}, "
+                        "which this code does not have",
+                    )
+                    continue
+                hashed = selector.reads()
+                if hashed is not None and hashed not in readers:
+                    found = self._reader(hashed)
+                    if isinstance(found, _Drift):
+                        drifts[key] = found
+                    else:
+                        readers[hashed] = found
         self._readers = readers
-        self._rules = rules
-        self._fallthrough = fallthrough
+        self._drifts = drifts
         self._problem = problem
-        self._has_experiment = any(
-            isinstance(c, _Split) and isinstance(c.selector, Experiment)
-            for c in (*rules.values(), fallthrough)
-        )
         self._ready = True
 
-    def _reader(self, segment: str, registry: Registry) -> _Reader | _Drift:
-        declared: SegmentDeclaration | None = registry.segments.get(segment)
+    def _reader(self, segment: str) -> _Reader | _Drift:
+        declared = self._registry.segments.get(segment)
         if declared is None:
             return _Drift(
                 f"segment:{segment}",
@@ -243,118 +385,38 @@ class CompiledFeature:
         index, accessor = found
         return _Reader(segment, index, accessor.read)
 
-    def _compile(
-        self, state: FeatureState, registry: Registry
-    ) -> tuple[tuple[_Reader, ...], dict[RuleKey, _Compiled], _Compiled | None, _Drift | None]:
-        readers = []
-        for segment in state.segments:
-            reader = self._reader(segment, registry)
-            if isinstance(reader, _Drift):
-                return (), {}, None, reader
-            readers.append(reader)
-        rules: dict[RuleKey, _Compiled] = {}
-        fallthrough: _Compiled | None = None
-        for key, selector in state.rules.items():
-            compiled = self._compile_selector(key, selector, registry)
-            if key is None:
-                fallthrough = compiled
-            else:
-                rules[key] = compiled
-        return tuple(readers), rules, fallthrough, None
-
-    def _compile_selector(self, key: RuleKey, selector: Selector, registry: Registry) -> _Compiled:
-        known = self.declaration.implementations
-        unknown = [name for name in selector.implementations() if name not in known]
-        if unknown:
-            return _Drift(
-                f"implementation:{unknown[0]}",
-                f"configuration names implementation {unknown[0]!r}, which this code does not have",
-            )
-        if isinstance(selector, Static):
-            return selector.implementation
-        reader = self._reader(selector.segment, registry)
-        if isinstance(reader, _Drift):
-            return reader
-        salt = selector.salt
-        if salt is None:
-            salt = derive_salt(self.name, repr(key), selector.segment)
-        allocation = selector.allocation or allocate(selector.weights)
-        if any(name not in known for name, _, _ in allocation):
-            return _Drift("allocation", "an allocation names an unknown implementation")
-        return _Split(
-            selector,
-            reader,
-            salt,
-            [start for _, start, _ in allocation],
-            [name for name, _, _ in allocation],
-        )
-
     # -- the hot path ------------------------------------------------------------------
 
-    def _pick(
-        self,
-        compiled: _Compiled | None,
-        record: RecordExposure | None,
-        failed: Callable[[Exception], str],
-    ) -> Pick:
+    def _pick(self, key: RuleKey, record: Emit | None, failed: Callable[[Exception], str]) -> Pick:
         default = self.default
-        if compiled is None:
-            return lambda args: default
-        if isinstance(compiled, str):
-            return lambda args: compiled
-        if isinstance(compiled, _Drift):
+        assert self.state is not None
+        selector = self.state.rules.get(key)
+        if selector is None:
+            return _constant(default)
+        drift = self._drifts.get(key)
+        if drift is not None:
             warn, name = self._warn, self.name
 
-            def drift(args: tuple[Any, ...]) -> str:
-                warn(name, compiled.cause, compiled.message)
+            def drifted(args: tuple[Any, ...]) -> str:
+                warn(name, drift.cause, drift.message)
                 return default
 
-            return drift
-        # A split runs the segment, user code: it may raise, evaluation may not. Each split
-        # guards itself (a try costs nothing until it catches), so no wrapper call is needed.
-        read, index, salt = compiled.reader.read, compiled.reader.index, compiled.salt
-        starts, names = compiled.starts, compiled.names
-        if record is None or not isinstance(compiled.selector, Experiment):
-            if len(names) == 2:
-                # Two ranges (any boolean rollout): one comparison instead of a bisect.
-                first, second, cut = names[0], names[1], starts[1]
+            return drifted
+        segment = selector.reads()
+        reader = None if segment is None else self._readers[segment]
+        return selector.picker(
+            self.name,
+            key,
+            _never if reader is None else reader.read,
+            0 if reader is None else reader.index,
+            record,
+            self.version,
+            failed,
+        )
 
-                def split_two(args: tuple[Any, ...]) -> str:
-                    try:
-                        if _hash(read(args[index]).encode(), salt) % BUCKETS < cut:
-                            return first
-                        return second
-                    except Exception as error:
-                        return failed(error)
-
-                return split_two
-
-            def split(args: tuple[Any, ...]) -> str:
-                try:
-                    return names[
-                        bisect_right(starts, _hash(read(args[index]).encode(), salt) % BUCKETS) - 1
-                    ]
-                except Exception as error:
-                    return failed(error)
-
-            return split
-        feature, version, emit = self.name, self.version, record
-
-        def experiment(args: tuple[Any, ...]) -> str:
-            try:
-                value = read(args[index])
-                implementation = names[
-                    bisect_right(starts, _hash(value.encode(), salt) % BUCKETS) - 1
-                ]
-                emit(feature, implementation, value, version)
-                return implementation
-            except Exception as error:
-                return failed(error)
-
-        return experiment
-
-    def _build(self, record: RecordExposure | None) -> Pick:
+    def _build(self, record: Emit | None) -> Pick:
         default, name, warn = self.default, self.name, self._warn
+        assert self.state is not None
 
         def failed(error: Exception) -> str:
             warn(
@@ -364,23 +426,33 @@ class CompiledFeature:
             )
             return default
 
-        if self._problem is not None:
-            return self._pick(self._problem, None, failed)
-        fallthrough = self._pick(self._fallthrough, record, failed)
-        if not self._readers:
+        problem = self._problem
+        if problem is not None:
+
+            def drifted(args: tuple[Any, ...]) -> str:
+                warn(name, problem.cause, problem.message)
+                return default
+
+            return drifted
+        fallthrough = self._pick(None, record, failed)
+        if not self.state.segments:
             return fallthrough
+        keyed = [key for key in self.state.rules if key is not None]
+        readers = [self._readers[segment] for segment in self.state.segments]
         table: dict[Any, Pick] = {}
         constants: dict[Any, str] = {}
-        single = len(self._readers) == 1
-        for key, compiled in self._rules.items():
-            lookup: Any = key[0] if single and key is not None else key
-            if isinstance(compiled, str):
-                constants[lookup] = compiled
+        single = len(readers) == 1
+        for key in keyed:
+            lookup: Any = key[0] if single else key
+            selector = self.state.rules[key]
+            constant = selector.constant() if key not in self._drifts else None
+            if constant is not None:
+                constants[lookup] = constant
             else:
-                table[lookup] = self._pick(compiled, record, failed)
+                table[lookup] = self._pick(key, record, failed)
 
         if single:
-            read, index = self._readers[0].read, self._readers[0].index
+            read, index = readers[0].read, readers[0].index
 
             def choose_one(args: tuple[Any, ...]) -> str:
                 try:
@@ -393,11 +465,11 @@ class CompiledFeature:
                     return failed(error)
 
             return choose_one
-        readers = tuple((r.read, r.index) for r in self._readers)
+        reads = tuple((r.read, r.index) for r in readers)
 
         def choose_many(args: tuple[Any, ...]) -> str:
             try:
-                key = tuple([read(args[index]) for read, index in readers])
+                key = tuple([read(args[index]) for read, index in reads])
                 found = constants.get(key)
                 if found is not None:
                     return found
@@ -412,65 +484,32 @@ class CompiledFeature:
     def explain(self, args: tuple[Any, ...], *, stale: bool = False) -> Evaluation:
         """The same decision as ``choose``, with every step recorded. Never raises."""
         self._prepare()
-        values: dict[str, str] = {}
+        readers = self._readers
 
-        note = self._note
+        def read(segment: str) -> str:
+            reader = readers[segment]
+            try:
+                value: str = reader.read(args[reader.index])
+            except Exception as error:
+                raise SegmentFailed(segment, error) from error
+            return value
 
-        def answer(implementation: str, reason: str, **more: Any) -> Evaluation:
-            return Evaluation(
-                feature=self.name,
-                implementation=implementation,
-                reason=reason if note is None else f"{note}: {reason}",
-                segment_values=values,
-                version=self.version,
-                stale=stale,
-                default=implementation == self.default and more.get("selector") is None,
-                **{"selector": None, **more},
-            )
+        def drift(key: RuleKey) -> str | None:
+            found = self._drifts.get(key)
+            return None if found is None else found.message
 
-        if self.state is None:
-            return answer(self.default, "no configuration: the default answers")
-        if self._problem is not None:
-            return answer(self.default, f"configuration drift: {self._problem.message}")
-        try:
-            for reader in self._readers:
-                values[reader.segment] = reader.read(args[reader.index])
-        except Exception as error:
-            return answer(
-                self.default, f"segment {reader.segment} raised {type(error).__name__}: {error}"
-            )
-        key: RuleKey = tuple(values[r.segment] for r in self._readers)
-        if key in self._rules and self._readers:
-            compiled: _Compiled | None = self._rules[key]
-            rule: RuleKey = key
-            where = f"rule {', '.join(f'{r.segment}={values[r.segment]}' for r in self._readers)}"
-        else:
-            compiled, rule = self._fallthrough, None
-            where = "fallthrough" if self._readers else "the only rule"
-            if self._readers and compiled is not None:
-                where = "no rule matched; fallthrough"
-        selector = self.state.rules.get(rule)
-        if compiled is None:
-            return answer(self.default, "no rule matched and no fallthrough: the default answers")
-        if isinstance(compiled, _Drift):
-            return answer(self.default, f"configuration drift in {where}: {compiled.message}")
-        if isinstance(compiled, str):
-            return answer(compiled, f"{where}: static {compiled}", selector=selector, rule=rule)
-        reader = compiled.reader
-        try:
-            value = reader.read(args[reader.index])
-            values[reader.segment] = value
-            bucket = bucket_of(compiled.salt, value)
-        except Exception as error:
-            return answer(
-                self.default, f"segment {reader.segment} raised {type(error).__name__}: {error}"
-            )
-        implementation = compiled.names[bisect_right(compiled.starts, bucket) - 1]
-        kind = compiled.selector.kind
-        return answer(
-            implementation,
-            f"{where}: {kind} by {reader.segment}, bucket {bucket} of {BUCKETS}",
-            selector=selector,
-            rule=rule,
-            bucket=bucket,
+        return explain_state(
+            self.name,
+            self.default,
+            self.state,
+            self.version,
+            read,
+            broken=None if self._problem is None else self._problem.message,
+            drift=drift,
+            stale=stale,
+            note=self._note,
         )
+
+
+def _never(value: Any) -> Any:
+    raise AssertionError("a selector that reads no segment was given a reader")

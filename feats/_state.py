@@ -1,144 +1,48 @@
-"""The configuration model: immutable FeatureState and selectors, their builders and validation."""
+"""The configuration model: an immutable FeatureState of rules to selectors, its builders, and
+the one place that says what is wrong with a state, alone or against declarations."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, TypeAlias
 
-from ._bucketing import BUCKETS, Allocation, allocate, bucket_counts, derive_salt, shares
 from ._declarations import Registry
 from ._errors import ConfigurationError, NotFoundError
+from ._selectors import (
+    MAX_NAME,
+    Experiment,
+    Rollout,
+    RuleKey,
+    Selector,
+    Static,
+    rule_label,
+    segment_name,
+)
 
 __all__ = [
+    "MAX_VALUE",
+    "SEGMENTS",
     "Change",
     "Experiment",
     "FeatureState",
+    "Issue",
     "Rollout",
     "RuleKey",
     "Selector",
     "Static",
     "resolve_state",
+    "rule_label",
     "segment_name",
+    "shape_issues",
+    "state_issues",
     "validate_state",
 ]
 
-RuleKey: TypeAlias = tuple[str, ...] | None
-"""One value per segment of the state, or ``None`` for the fallthrough."""
-
-
-def segment_name(segment: Any) -> str:
-    """Accept a segment handle, a declaration or a plain name."""
-    if isinstance(segment, str):
-        return segment
-    name = getattr(segment, "name", None)
-    if isinstance(name, str):
-        return name
-    raise ConfigurationError(f"expected a segment or its name, got {segment!r}")
-
-
-@dataclass(frozen=True)
-class Static:
-    """Always the same implementation."""
-
-    implementation: str
-
-    def implementations(self) -> tuple[str, ...]:
-        return (self.implementation,)
-
-    def describe(self) -> str:
-        return self.implementation
-
-
-@dataclass(frozen=True, init=False)
-class _Split:
-    """Weighted assignment by the hash of one segment's value."""
-
-    segment: str
-    weights: Mapping[str, float]
-    salt: int | None = None
-    allocation: Allocation | None = None
-
-    def __init__(
-        self,
-        segment: Any,
-        weights: Mapping[str, float],
-        *,
-        salt: int | None = None,
-        allocation: Iterable[tuple[str, int, int]] | None = None,
-    ) -> None:
-        object.__setattr__(self, "segment", segment_name(segment))
-        object.__setattr__(self, "weights", MappingProxyType(dict(weights)))
-        object.__setattr__(self, "salt", salt)
-        object.__setattr__(
-            self, "allocation", None if allocation is None else tuple(map(tuple, allocation))
-        )
-
-    def __hash__(self) -> int:
-        return hash((type(self), self.segment, tuple(self.weights.items()), self.salt))
-
-    def __eq__(self, other: object) -> bool:
-        return (
-            type(other) is type(self)
-            and isinstance(other, _Split)
-            and (self.segment, dict(self.weights), self.salt, self.allocation)
-            == (other.segment, dict(other.weights), other.salt, other.allocation)
-        )
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.segment!r}, {dict(self.weights)!r})"
-
-    def implementations(self) -> tuple[str, ...]:
-        return tuple(self.weights)
-
-    def describe(self) -> str:
-        total = sum(self.weights.values()) or 1
-        parts = ", ".join(
-            f"{name} {_percent(weight / total)}" for name, weight in self.weights.items()
-        )
-        return f"{self.kind} by {self.segment}: {parts}"
-
-    kind = "split"
-
-    def resolved(self, salt: int, previous: _Split | None) -> _Split:
-        """This split with a salt and an allocation that moves few users from ``previous``."""
-        if self.salt is not None and self.allocation is not None:
-            return self
-        carried = previous if previous is not None and previous.segment == self.segment else None
-        if self.salt is not None:
-            salt = self.salt
-        elif carried is not None and carried.salt is not None:
-            salt = carried.salt
-        base = carried.allocation if carried is not None and carried.salt == salt else None
-        return type(self)(
-            self.segment,
-            self.weights,
-            salt=salt,
-            allocation=self.allocation or allocate(self.weights, base),
-        )
-
-
-def _percent(fraction: float) -> str:
-    value = fraction * 100
-    return f"{value:.0f}%" if value == int(value) else f"{value:.3g}%"
-
-
-class Rollout(_Split):
-    """Gradual rollout: a stable share of a segment's values per implementation."""
-
-    kind = "rollout"
-
-
-class Experiment(_Split):
-    """A randomised experiment: like a rollout, and every use records an exposure."""
-
-    kind = "experiment"
-
-
-Selector: TypeAlias = Static | Rollout | Experiment
+MAX_VALUE = 1_000
+"""A segment value in a rule key is at most this long."""
 
 
 def _normalise_key(key: Any) -> RuleKey:
@@ -192,6 +96,10 @@ class FeatureState:
     def fallthrough(self) -> Selector | None:
         return self.rules.get(None)
 
+    def label(self, key: RuleKey) -> str:
+        """``Country=CA`` for the rule keyed ``("CA",)``, ``fallthrough`` for None."""
+        return rule_label(self.segments, key)
+
     def with_rule(self, key: Any, selector: Selector) -> FeatureState:
         """A copy with ``key`` routed to ``selector`` (added or replaced)."""
         rules = dict(self.rules)
@@ -205,7 +113,8 @@ class FeatureState:
         """A copy without the rule for ``key``; NotFoundError if there is none."""
         normalised = _normalise_key(key)
         if normalised not in self.rules:
-            raise NotFoundError(f"no rule for {key!r}; rules are {list(self.rules)!r}")
+            labels = ", ".join(self.label(k) for k in self.rules) or "none"
+            raise NotFoundError(f"no rule for {key!r}; rules are {labels}")
         return FeatureState(self.segments, {k: v for k, v in self.rules.items() if k != normalised})
 
     def with_segments(self, segments: Iterable[Any]) -> FeatureState:
@@ -232,98 +141,155 @@ class Change:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
-def validate_state(feature: str, state: FeatureState, registry: Registry) -> None:
-    """Raise ConfigurationError unless ``state`` fits ``feature`` as declared in ``registry``."""
+class _Segments:
+    """Where an issue is the state's list of segments rather than one rule."""
+
+    def __repr__(self) -> str:
+        return "SEGMENTS"
+
+
+SEGMENTS = _Segments()
+Where: TypeAlias = RuleKey | _Segments
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One thing wrong with a state: in its segments (``SEGMENTS``) or in one rule."""
+
+    where: Where
+    message: str
+
+
+def shape_issues(state: FeatureState) -> list[Issue]:
+    """What is wrong with ``state`` whatever the declarations: a key with the wrong number
+    of values, a name too long, weights that cannot split users. A stored state with any of
+    these is unreadable; a written one is refused."""
+    issues: list[Issue] = []
+    segments = state.segments
+    for name in segments:
+        if not name or len(name) > MAX_NAME:
+            issues.append(
+                Issue(SEGMENTS, f"a segment name of 1-{MAX_NAME} characters, got {name!r}")
+            )
+    if len(set(segments)) != len(segments):
+        issues.append(Issue(SEGMENTS, f"a segment is listed twice in {list(segments)}"))
+    for key, selector in state.rules.items():
+        label = "fallthrough" if key is None else f"rule {list(key)}"
+        if key is not None:
+            if len(key) != len(segments) or not segments:
+                issues.append(
+                    Issue(
+                        key,
+                        f"{label} has {len(key)} value(s) but the state has {len(segments)} "
+                        f"segment(s) {list(segments)}; a rule key has one value per segment",
+                    )
+                )
+                continue
+            label = f"rule {state.label(key)}"
+            long = [value for value in key if len(value) > MAX_VALUE]
+            if long:
+                issues.append(Issue(key, f"{label}: a value over {MAX_VALUE} characters"))
+        issues.extend(Issue(key, f"{label}: {problem}") for problem in selector.shape_problems())
+    return issues
+
+
+def state_issues(feature: str, state: FeatureState, registry: Registry) -> list[Issue]:
+    """Everything that keeps ``registry``'s declarations from serving ``state`` as written.
+
+    The one check behind write validation, drift, and an App keeping its last good state.
+    """
     declaration = registry.features.get(feature)
     if declaration is None:
-        raise NotFoundError(f"unknown feature {feature!r}")
-    where = f"{feature}"
-    if len(set(state.segments)) != len(state.segments):
-        raise ConfigurationError(f"{where}: a segment is listed twice in {list(state.segments)}")
+        return [Issue(SEGMENTS, f"unknown feature {feature!r}")]
+    issues = shape_issues(state)
+    if issues:
+        return issues
     valid = {segment.name for segment in registry.valid_segments(feature)}
+
+    def segment_issue(where: Where, label: str, name: str) -> Issue | None:
+        if name not in registry.segments:
+            known = ", ".join(registry.segments) or "none"
+            return Issue(where, f"{label}unknown segment {name!r} (segments: {known})")
+        if name not in valid:
+            return Issue(
+                where,
+                f"{label}segment {name} cannot read this feature's inputs "
+                f"(valid segments: {', '.join(sorted(valid)) or 'none'})",
+            )
+        return None
+
+    segments_ok = True
     for name in state.segments:
-        _check_segment(where, name, valid, registry)
+        found = segment_issue(SEGMENTS, "", name)
+        if found is not None:
+            issues.append(found)
+            segments_ok = False
+    implementations = declaration.implementations
     for key, selector in state.rules.items():
-        rule = "fallthrough" if key is None else f"rule {key!r}"
-        if key is not None:
-            if len(key) != len(state.segments):
-                raise ConfigurationError(
-                    f"{where}: {rule} has {len(key)} value(s) but the state has "
-                    f"{len(state.segments)} segment(s) {list(state.segments)}; "
-                    "a rule key has one value per segment"
-                )
+        label = f"{state.label(key)}: " if key is None else f"rule {state.label(key)}: "
+        if key is not None and segments_ok:
             for name, value in zip(state.segments, key, strict=True):
                 options = registry.segments[name].options
                 if options is not None and value not in options:
-                    raise ConfigurationError(
-                        f"{where}: {rule}: {value!r} is not an option of {name} "
-                        f"(options: {', '.join(options)})"
+                    issues.append(
+                        Issue(
+                            key,
+                            f"{label}{value!r} is not an option of {name} "
+                            f"(options: {', '.join(options)})",
+                        )
                     )
         for implementation in selector.implementations():
-            if implementation not in declaration.implementations:
-                raise ConfigurationError(
-                    f"{where}: {rule}: unknown implementation {implementation!r} "
-                    f"(implementations: {', '.join(declaration.implementations)})"
+            if implementation not in implementations:
+                issues.append(
+                    Issue(
+                        key,
+                        f"{label}unknown implementation {implementation!r} "
+                        f"(implementations: {', '.join(implementations)})",
+                    )
                 )
-        if isinstance(selector, Rollout | Experiment):
-            _check_segment(f"{where}: {rule}", selector.segment, valid, registry)
-            weights = list(selector.weights.values())
-            if not weights or any(
-                not isinstance(w, int | float)
-                or isinstance(w, bool)
-                or math.isnan(w)
-                or w < 0
-                or math.isinf(w)
-                for w in weights
-            ):
-                raise ConfigurationError(
-                    f"{where}: {rule}: weights must be non-negative numbers, "
-                    f"got {dict(selector.weights)}"
-                )
-            if sum(weights) <= 0:
-                raise ConfigurationError(
-                    f"{where}: {rule}: weights must have a positive sum, "
-                    f"got {dict(selector.weights)}"
-                )
-            if selector.allocation is not None and shares(selector.allocation) != {
-                name: count / BUCKETS
-                for name, count in bucket_counts(selector.weights).items()
-                if count
-            }:
-                raise ConfigurationError(
-                    f"{where}: {rule}: the allocation does not match the weights "
-                    f"{dict(selector.weights)}; leave allocation out and feats computes it"
-                )
+        reads = selector.reads()
+        if reads is not None:
+            found = segment_issue(key, label, reads)
+            if found is not None:
+                issues.append(found)
+    return issues
 
 
-def _check_segment(where: str, name: str, valid: set[str], registry: Registry) -> None:
-    if name not in registry.segments:
-        raise ConfigurationError(
-            f"{where}: unknown segment {name!r} "
-            f"(segments: {', '.join(registry.segments) or 'none'})"
-        )
-    if name not in valid:
-        raise ConfigurationError(
-            f"{where}: segment {name} cannot read this feature's inputs "
-            f"(valid segments: {', '.join(sorted(valid)) or 'none'})"
-        )
+def _unchanged(issue: Issue, before: FeatureState, after: FeatureState) -> bool:
+    key = issue.where
+    if isinstance(key, _Segments):
+        return before.segments == after.segments
+    return (
+        before.segments == after.segments
+        and key in before.rules
+        and before.rules[key] == after.rules.get(key)
+    )
+
+
+def validate_state(
+    feature: str, state: FeatureState, registry: Registry, *, before: FeatureState | None = None
+) -> None:
+    """Raise ConfigurationError unless ``registry``'s declarations can serve ``state``.
+
+    With ``before`` (the state it replaces), issues in rules the change leaves as they were
+    are let through: drift can be repaired one rule at a time.
+    """
+    if feature not in registry.features:
+        raise NotFoundError(f"unknown feature {feature!r}")
+    issues = state_issues(feature, state, registry)
+    if before is not None:
+        issues = [issue for issue in issues if not _unchanged(issue, before, state)]
+    if issues:
+        raise ConfigurationError(f"{feature}: {issues[0].message}")
 
 
 def resolve_state(feature: str, state: FeatureState, previous: FeatureState | None) -> FeatureState:
-    """Give every split a salt and an allocation, carried over from ``previous`` where it fits.
-
-    The same rule key, the same segment: the salt stays and the allocation is rebalanced
-    with minimal reassignment, so a change of weights moves the fewest users.
-    """
+    """Give every split a salt and an allocation, carried over from ``previous`` where it fits."""
     old = dict(previous.rules) if previous is not None else {}
-    rules: dict[RuleKey, Selector] = {}
-    for key, selector in state.rules.items():
-        if isinstance(selector, Rollout | Experiment):
-            before = old.get(key)
-            salt = derive_salt(feature, repr(key), selector.segment)
-            rules[key] = selector.resolved(
-                salt, before if isinstance(before, Rollout | Experiment) else None
-            )  # type: ignore[assignment]
-        else:
-            rules[key] = selector
-    return FeatureState(state.segments, rules)
+    return FeatureState(
+        state.segments,
+        {
+            key: selector.resolved(feature, key, old.get(key))
+            for key, selector in state.rules.items()
+        },
+    )

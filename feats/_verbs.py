@@ -9,25 +9,23 @@ from __future__ import annotations
 import difflib
 import math
 import time
-from bisect import bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ._bucketing import BUCKETS, allocate, bucket, derive_salt
 from ._catalog import Catalog, merge_registries
+from ._changes import find_change
 from ._codec import decode_record
 from ._declarations import Registry
-from ._diff import DiffLine, diff_states, rule_label
+from ._diff import DiffLine, diff_states
 from ._errors import CodecError, ConfigurationError, NotFoundError
-from ._snapshot import Evaluation
+from ._selectors import MAX_WEIGHT, rule_label
 from ._state import (
     Change,
     Experiment,
     FeatureState,
     Rollout,
     RuleKey,
-    Selector,
     Static,
     resolve_state,
     segment_name,
@@ -50,7 +48,6 @@ __all__ = [
     "StopExperiment",
     "configured_changes",
     "current_states",
-    "explain_values",
     "history_entries",
     "make_plan",
     "parse_pairs",
@@ -171,15 +168,11 @@ def _weights(feature: str, weights: Mapping[str, float], registry: Registry) -> 
     resolved: dict[str, float] = {}
     for given, weight in weights.items():
         name = _implementation(feature, given, registry)
-        if (
-            not isinstance(weight, int | float)
-            or isinstance(weight, bool)
-            or math.isnan(weight)
-            or math.isinf(weight)
-            or weight < 0
-        ):
+        if not isinstance(weight, int | float) or isinstance(weight, bool):
+            raise ConfigurationError(f"weight of {name}: must be a number, got {weight!r}")
+        if not 0 <= weight <= MAX_WEIGHT:  # NaN fails too
             raise ConfigurationError(
-                f"weight of {name}: must be a non-negative number, got {weight!r}"
+                f"weight of {name}: must be a number from 0 to {MAX_WEIGHT:g}, got {weight!r}"
             )
         if name in resolved:
             raise ConfigurationError(f"weight of {name}: given twice")
@@ -467,7 +460,8 @@ def make_plan(
         after = edit.apply(feature, current, registry)
     if after is not None:
         assert registry is not None
-        validate_state(feature, after, registry)
+        # Rules the edit leaves as they were may keep their drift: the rest must be sound.
+        validate_state(feature, after, registry, before=current)
         after = resolve_state(feature, after, current)
     return Plan(feature, version, current, after, tuple(diff_states(current, after)))
 
@@ -529,76 +523,6 @@ def history_entries(changes: list[Change]) -> list[HistoryEntry]:
     return entries
 
 
-# -- explain from segment values -------------------------------------------------------
-
-
-def explain_values(
-    feature: str,
-    default: str,
-    state: FeatureState | None,
-    version: str | None,
-    values: Mapping[str, str],
-) -> Evaluation:
-    """Which implementation users with these segment values get, and why (no code needed)."""
-
-    def answer(implementation: str, reason: str, **more: Any) -> Evaluation:
-        return Evaluation(
-            feature=feature,
-            implementation=implementation,
-            reason=reason,
-            segment_values=dict(values),
-            version=version,
-            default=implementation == default and more.get("selector") is None,
-            **{"selector": None, **more},
-        )
-
-    if state is None:
-        return answer(default, "no configuration: the default answers")
-    key: RuleKey = None
-    if state.segments:
-        missing = [name for name in state.segments if name not in values]
-        keyed = any(rule is not None for rule in state.rules)
-        if missing and keyed:
-            raise ConfigurationError(
-                f"{feature}'s rules are keyed by {', '.join(state.segments)}: "
-                f"give {' '.join(f'{name}=VALUE' for name in missing)}"
-            )
-        if not missing:
-            key = tuple(values[name] for name in state.segments)
-    if key is not None and key in state.rules:
-        rule: RuleKey = key
-        where = f"rule {rule_label(state.segments, key)}"
-    else:
-        rule = None
-        where = "no rule matched; fallthrough" if state.segments else "fallthrough"
-    selector: Selector | None = state.rules.get(rule)
-    if selector is None:
-        return answer(default, "no rule matched and no fallthrough: the default answers")
-    if isinstance(selector, Static):
-        implementation = selector.implementation
-        return answer(
-            implementation, f"{where}: static {implementation}", selector=selector, rule=rule
-        )
-    if selector.segment not in values:
-        raise ConfigurationError(
-            f"{where} is a {selector.kind} by {selector.segment}: give {selector.segment}=VALUE"
-        )
-    salt = selector.salt
-    if salt is None:
-        salt = derive_salt(feature, repr(rule), selector.segment)
-    allocation = selector.allocation or allocate(selector.weights)
-    chosen = bucket(salt, values[selector.segment])
-    starts = [start for _, start, _ in allocation]
-    implementation = allocation[bisect_right(starts, chosen) - 1][0]
-    return answer(
-        implementation,
-        f"{where}: {selector.kind} by {selector.segment}, bucket {chosen} of {BUCKETS}",
-        selector=selector,
-        rule=rule,
-        bucket=chosen,
-    )
-
-
 def registry_for(
     feature: str, edit: Edit, own: Registry, catalog: Catalog, *, configured: bool
 ) -> Registry | None:
@@ -631,13 +555,7 @@ def resolve_values(values: Mapping[str, str], registry: Registry | None) -> dict
 
 def version_of(feature: str, changes: list[Change], version: str | None) -> FeatureState | None:
     """The state at ``version`` (None or "": before the first change)."""
-    if not version:
-        return None
-    for change in changes:
-        if change.version == version:
-            return change.state
-    known = ", ".join(change.version for change in changes[-5:]) or "none"
-    raise NotFoundError(f"{feature} has no version {version!r} in its history (latest: {known})")
+    return None if not version else find_change(feature, changes, version).state
 
 
 def configured_changes(loaded: Loaded) -> dict[str, Change]:
@@ -686,9 +604,24 @@ def parse_weights(items: Iterable[str], *, total: float = 100.0) -> dict[str, fl
         given = " ".join(f"{name}={weight:g}" for name, weight in weights.items())
         raise ConfigurationError(
             f"weights add up to {added:g}, not {total:g} ({given}); give every implementation "
-            f"its share, e.g. aperture=5 acme=95"
+            f"its share, e.g. {_adding_up(weights, total)}"
         )
     return weights
+
+
+def _adding_up(weights: Mapping[str, float], total: float) -> str:
+    """The given weights changed as little as possible to add up to ``total``."""
+    names = list(weights)
+    *first, last = names
+    head = sum(weights[name] for name in first)
+    if len(names) > 1 and head < total:
+        fixed = {**{name: weights[name] for name in first}, last: total - head}
+    else:
+        scale = total / (sum(weights.values()) or 1)
+        fixed = {name: round(weights[name] * scale, 2) for name in names}
+        if len(names) == 1:
+            fixed = {last: total}
+    return " ".join(f"{name}={weight:g}" for name, weight in fixed.items())
 
 
 def parse_pairs(items: Iterable[str], what: str = "SEGMENT=VALUE") -> dict[str, str]:

@@ -31,7 +31,7 @@ from .._declarations import Registry
 from .._diff import DiffLine, diff_states
 from .._errors import ConflictError
 from .._exposures import EXPOSURE_PAGE, ExposureCounter, ExposureReport, exposures_start
-from .._snapshot import Evaluation
+from .._snapshot import Evaluation, explain_values
 from .._state import Change, FeatureState
 from .._stored import Problem
 from .._verbs import (
@@ -49,7 +49,6 @@ from .._verbs import (
     StopExperiment,
     configured_changes,
     current_states,
-    explain_values,
     history_entries,
     make_plan,
     registry_for,

@@ -374,7 +374,7 @@ def test_drift_finds_undeclared_unconfigured_and_stale_rules(
         ("ImageProcessing", "unconfigured"),
     }
     table = run("drift")
-    assert "names implementation bitcoin, which no App declares" in table.stdout
+    assert "unknown implementation 'bitcoin'" in table.stdout
 
 
 def test_drift_is_clean_when_all_is_configured(serving: Serving, run: Run) -> None:

@@ -100,9 +100,10 @@ def test_percent_signs_are_fine(serving: Serving, run: Run) -> None:
         )
     )
     state = serving.app.admin.get_state("PaymentProcessor")
-    assert state is not None and state.fallthrough == feats.Rollout(
-        "UserId", {"aperture": 5, "acme": 95}
-    ).resolved(state.fallthrough.salt or 0, None)  # type: ignore[union-attr]
+    assert state is not None and isinstance(state.fallthrough, feats.Rollout)
+    assert state.fallthrough == feats.Rollout(
+        "UserId", {"aperture": 5, "acme": 95}, salt=state.fallthrough.salt
+    ).resolved("PaymentProcessor", None, None)
     assert version
 
 

@@ -231,7 +231,8 @@ def test_bad_split(fields: dict[str, Any], match: str) -> None:
 )
 def test_weights_that_cannot_be_allocated(weights: dict[str, float]) -> None:
     # Such a record (written around the admin) must be skipped, not crash the App's load.
-    refused(record_text(rollout(weights=weights)), "weights")
+    # NaN and Infinity are not JSON: strict decoding refuses them before the schema does.
+    refused(record_text(rollout(weights=weights)), "weights|NaN|Infinity")
 
 
 @pytest.mark.parametrize("salt", ["-1", "1" + "0" * 16])
@@ -259,8 +260,10 @@ def test_bad_allocation(allocation: Any) -> None:
 
 # -- property ------------------------------------------------------------------------------
 
-names = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=12)
-implementations = st.sampled_from(["acme", "premium", "aperture", "é", ""])
+names = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=12
+)
+implementations = st.sampled_from(["acme", "premium", "aperture", "é"])
 weights = st.dictionaries(
     implementations,
     st.one_of(st.integers(0, 1_000), st.floats(0, 1_000, allow_nan=False)),
@@ -285,7 +288,8 @@ selectors = st.builds(feats.Static, implementations) | splits()
 @st.composite
 def states(draw: st.DrawFn) -> feats.FeatureState:
     segments = draw(st.lists(names, max_size=3, unique=True))
-    keys = st.none() | st.tuples(*[names for _ in segments])
+    # A rule key has one value per segment, so a state without segments has only a fallthrough.
+    keys = st.none() | st.tuples(*[names for _ in segments]) if segments else st.none()
     rules = draw(st.dictionaries(keys, selectors, max_size=5))
     return feats.FeatureState(segments, rules)
 

@@ -277,7 +277,7 @@ def test_options_are_enforced_and_the_value_is_stored() -> None:
     banner = app.feature(DeviceBanner)
     with pytest.raises(
         feats.ConfigurationError,
-        match=r"DeviceBanner: rule \('windows',\): 'windows' is not an option of UserDevice "
+        match=r"DeviceBanner: rule UserDevice=windows: 'windows' is not an option of UserDevice "
         r"\(options: ios, android\)",
     ):
         app.admin.set_state(
