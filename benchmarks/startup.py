@@ -132,7 +132,7 @@ def _child_feats_aio(url: str, namespace: str, flags: int) -> dict[str, float]:
         answer = await handles[0].is_enabled(_USER)
         elapsed = time.perf_counter() - started
         after = rss_bytes()
-        loaded = len(app._core.records)
+        loaded = len(app._core.served)
         await app.aclose()
         return {
             "ms": elapsed * 1000,
@@ -163,7 +163,7 @@ def _child_feats_sync(url: str, namespace: str, flags: int) -> dict[str, float]:
         return {}
 
     result = _measure(declared, rss_declared, run)
-    result.update(box, loaded=len(app._core.records))
+    result.update(box, loaded=len(app._core.served))
     app.close()
     return result
 

@@ -1,14 +1,15 @@
-"""The sync admin: reading and changing configuration, with history, diffs and rollback.
+# Generated from feats/aio/_admin.py by scripts/unasync.py: edit that file, then run the script.
+"""The asyncio admin: reading and changing configuration, with history, diffs and rollback.
 
 Every decision lives in the sans-IO modules (_changes, _verbs, _diff, _catalog,
-_exposures); this class only does the reads and writes. feats/aio/_admin.py is its twin.
+_exposures); this class only does the reads and writes.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._backup import (
     ImportResult,
@@ -18,7 +19,7 @@ from ._backup import (
     restore_items,
     write_plan,
 )
-from ._catalog import Catalog, Drift, encode_entry, find_drift, merge_registries
+from ._catalog import Catalog, Drift, catalog_fields, encode_entry, find_drift, merge_registries
 from ._changes import (
     MAX_WRITE_ATTEMPTS,
     decode_current,
@@ -34,6 +35,7 @@ from ._errors import ConflictError
 from ._exposures import EXPOSURE_PAGE, ExposureCounter, ExposureReport, exposures_start
 from ._snapshot import Evaluation, explain_values
 from ._state import Change, FeatureState
+from ._storage import Storage
 from ._stored import Problem
 from ._verbs import (
     ChangeFeed,
@@ -58,10 +60,10 @@ from ._verbs import (
     where_of,
 )
 
-if TYPE_CHECKING:
-    from ._app import App
+__all__ = ["Admin", "Applied"]
 
-__all__ = ["Admin"]
+Applied = Callable[[str, str, Record, str], None]
+"""``applied(feature, version, record, text)``: an App's hook, told of each write it made."""
 
 
 class Admin:
@@ -71,23 +73,29 @@ class Admin:
     does not declare (the CLI without --app), against the catalog other Apps published.
     """
 
-    def __init__(self, app: App) -> None:
-        self._app = app
+    def __init__(
+        self, storage: Storage, registry: Registry, *, applied: Applied | None = None
+    ) -> None:
+        """``registry``: the declarations changes are validated against first (the App's
+        own); ``applied``: told of every write, so the App serves it at once."""
+        self._storage = storage
+        self._registry = registry
+        self._applied = applied
 
     # -- reading -----------------------------------------------------------------------
 
     def get_state(self, feature: Any) -> FeatureState | None:
         """The current stored state, read from storage (not the snapshot)."""
-        record = decode_current(self._app.storage.current(feature_name(feature)))[1]
+        record = decode_current(self._storage.current(feature_name(feature)))[1]
         return None if record is None else record.state
 
     def get_version(self, feature: Any) -> str | None:
-        return decode_current(self._app.storage.current(feature_name(feature)))[0]
+        return decode_current(self._storage.current(feature_name(feature)))[0]
 
     def history(self, feature: Any) -> list[Change]:
         """Every stored version of ``feature``, oldest first."""
         name = feature_name(feature)
-        return history_changes(self._app.storage.history(name))
+        return history_changes(self._storage.history(name))
 
     def history_entries(self, feature: Any) -> list[HistoryEntry]:
         """The history, oldest first, each change with its diff from the one before."""
@@ -103,33 +111,33 @@ class Admin:
 
     def configurations(self) -> dict[str, Change]:
         """The current change of every configured feature, read in one round trip."""
-        return configured_changes(self._app.storage.load())
+        return configured_changes(self._storage.load())
 
     def catalog(self) -> Catalog:
         """What every App of this namespace published about its declarations."""
-        return Catalog.from_raw(self._app.storage.read_catalog())
+        return Catalog.from_raw(self._storage.read_catalog())
 
     def declarations(self) -> Registry:
         """This App's declarations, plus what only the catalog knows."""
-        return merge_registries(self._app.registry, self.catalog().registry())
+        return merge_registries(self._registry, (self.catalog()).registry())
 
     def publish_catalog(self) -> str:
         """Publish this App's declarations now (start does it too); returns the identity."""
-        identity, document = encode_entry(self._app.registry)
-        self._app.storage.publish_catalog(identity, document)
+        identity, document = encode_entry(self._registry)
+        self._storage.publish_catalog(catalog_fields(identity, document))
         return identity
 
     def drift(self) -> list[Drift]:
         """Configured but undeclared, declared but unconfigured, rules no App can serve."""
         registry = self.declarations()
-        configured = {name: change.state for name, change in self.configurations().items()}
+        configured = {name: change.state for name, change in (self.configurations()).items()}
         return find_drift(registry, configured)
 
     def explain(self, feature: Any, values: Mapping[str, str]) -> Evaluation:
         """Which implementation users with these segment values get, and why."""
         name = feature_name(feature)
-        version, record = decode_current(self._app.storage.current(name))
-        own = self._app.registry
+        version, record = decode_current(self._storage.current(name))
+        own = self._registry
         registry = own if name in own.features else self.declarations()
         declaration = registry.features.get(name)
         return explain_values(
@@ -147,7 +155,7 @@ class Admin:
         counter = ExposureCounter(feature_name(feature), by_value=by_value, since=since)
         after = exposures_start(since)
         while True:
-            entries = self._app.storage.read_exposures(after, EXPOSURE_PAGE)
+            entries = self._storage.read_exposures(after, EXPOSURE_PAGE)
             counter.add_entries(entries)
             if len(entries) < EXPOSURE_PAGE:
                 return counter.report()
@@ -168,7 +176,7 @@ class Admin:
         ``timeout`` seconds if given (else until the caller stops iterating). Entries
         that cannot be read are passed to ``on_skipped`` instead.
         """
-        storage = self._app.storage
+        storage = self._storage
         names = [feature_name(feature) for feature in features]
         if after is None:
             loaded = storage.load()
@@ -187,7 +195,7 @@ class Admin:
                 wait_ms = max(1, min(wait_ms, int(left * 1000)))
             for entry in storage.read(position, wait_ms):
                 position = entry.id
-                feature = entry.fields.get("feature", "")
+                feature = entry.text("feature")
                 if feed.needs_baseline(feature):
                     changes = history_changes(storage.history(feature))
                     feed.baseline(feature, changes, entry.id)
@@ -201,8 +209,8 @@ class Admin:
     # -- changing ----------------------------------------------------------------------
 
     def _plan(self, name: str, edit: Edit) -> tuple[Plan, Record | None]:
-        version, previous = decode_current(self._app.storage.current(name), overwriting=True)
-        own = self._app.registry
+        version, previous = decode_current(self._storage.current(name), overwriting=True)
+        own = self._registry
         registry: Registry | None = own
         if name not in own.features:
             registry = registry_for(name, edit, own, self.catalog(), configured=version is not None)
@@ -211,7 +219,7 @@ class Admin:
 
     def preview(self, feature: Any, edit: Edit) -> Plan:
         """What ``edit`` would change, validated, without writing anything."""
-        return self._plan(feature_name(feature), edit)[0]
+        return (self._plan(feature_name(feature), edit))[0]
 
     def change(
         self,
@@ -228,14 +236,13 @@ class Admin:
         version ("" for never configured), else ConflictError.
         """
         name = feature_name(feature)
-        app = self._app
         written = ""
         for _ in range(MAX_WRITE_ATTEMPTS):
             plan, previous = self._plan(name, edit)
             if expected_version is not None and expected_version != (plan.version or ""):
                 raise ConflictError(name, expected_version, plan.version)
             record, encoded = plan_write(
-                app.registry,
+                self._registry,
                 name,
                 plan.after,
                 previous,
@@ -243,9 +250,10 @@ class Admin:
                 reason=reason,
                 validate=False,
             )
-            ok, written = app.storage.write(name, encoded, plan.version or "")
+            ok, written = self._storage.write(name, encoded, plan.version or "")
             if ok:
-                app._core.apply_write(name, written, record)
+                if self._applied is not None:
+                    self._applied(name, written, record, encoded)
                 return written
             if expected_version is not None:
                 raise ConflictError(name, expected_version, written or None)
@@ -413,7 +421,7 @@ class Admin:
 
     def export_backup(self, *, history: bool = True) -> dict[str, Any]:
         """Every feature's current record and version (and history): ``feats export``."""
-        storage = self._app.storage
+        storage = self._storage
         loaded = storage.load()
         histories = None
         if history:
@@ -430,26 +438,26 @@ class Admin:
         differs (ConflictError if one changes meanwhile: import again).
         """
         backup = parse_backup(document)
-        app = self._app
-        loaded = app.storage.load()
+        loaded = self._storage.load()
         if is_empty(loaded):
             items, histories = restore_items(backup)
-            written = app.storage.reseed(items, None, histories)
+            written = self._storage.reseed(items, None, histories)
             if written is not None:
                 return ImportResult(
                     mode="restored",
                     features=tuple(item[0] for item in items),
                     versions={item[0]: item[1] for item in items},
                 )
-            loaded = app.storage.load()  # an App re-seeded it first: write the differences
+            loaded = self._storage.load()  # an App re-seeded it first: write the differences
         writes, unchanged = write_plan(backup, loaded, author=author, reason=reason)
         versions = {name: loaded.records[name][0] for name in unchanged}
         for planned in writes:
             feature, encoded, expected = planned.feature, planned.encoded, planned.expected
-            ok, version = app.storage.write(feature, encoded, expected)
+            ok, version = self._storage.write(feature, encoded, expected)
             if not ok:
                 raise ConflictError(feature, expected or None, version or None)
-            app._core.apply_write(feature, version, planned.record)
+            if self._applied is not None:
+                self._applied(feature, version, planned.record, encoded)
             versions[feature] = version
         return ImportResult(
             mode="written",

@@ -83,7 +83,7 @@ class ImportResult:
     """The version of each feature after the import."""
 
 
-def _record_document(raw: str) -> Any:
+def _record_document(raw: str | bytes) -> Any:
     return json.loads(raw)
 
 

@@ -1,11 +1,13 @@
-"""What the sync and async Apps share: decorators, the registry and the core they feed."""
+"""What the sync and asyncio Apps share: settings, decorators, the registry, the core they
+feed, the catalog they publish and the background Follower, and every method without I/O."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
+from ._catalog import CatalogPublisher
 from ._changes import FeatureRef, feature_name
 from ._core import AppCore, EvaluationListener, Listener, Status, StatusListener
 from ._declarations import (
@@ -18,9 +20,12 @@ from ._declarations import (
 )
 from ._errors import NotFoundError
 from ._handles import FeatureHandleBase, SegmentHandle
-from ._snapshot import Evaluation, explain_values
+from ._snapshot import Evaluation
+from ._tail import Follower, FollowerStorage
 
 __all__ = ["AppBase"]
+
+logger = logging.getLogger("feats")
 
 FeatureT = TypeVar("FeatureT", bound=FeatureHandleBase)
 BooleanT = TypeVar("BooleanT", bound=FeatureHandleBase)
@@ -33,9 +38,57 @@ class AppBase(Generic[FeatureT, BooleanT]):
     _feature_handle: ClassVar[type]
     _boolean_handle: ClassVar[type]
 
-    def __init__(self, *, exposure_capacity: int = 100_000) -> None:
+    def __init__(
+        self,
+        *,
+        start_timeout: float,
+        block_ms: int,
+        flush_interval: float,
+        exposure_capacity: int,
+        reseed: bool,
+    ) -> None:
+        """``reseed``: when the store lost configuration this App still serves (Redis
+        restarted empty, a failover lost writes), write it back from the snapshot; with
+        False, or if the ACL forbids it, keep serving it and report it as ``diverged``."""
         self.registry = Registry()
         self._core = AppCore(self.registry, exposure_capacity=exposure_capacity)
+        self.start_timeout = start_timeout
+        self.reseed = reseed
+        self.flush_interval = flush_interval
+        self._block_ms = block_ms
+        self._publisher = CatalogPublisher(self.registry)
+        self._follower: Follower | None = None
+        self._running = False
+
+    def _follow(
+        self, storage: FollowerStorage, *, advanced: Callable[[], None], loaded: Callable[[], None]
+    ) -> Follower:
+        """Start the background Follower on ``storage`` (the shell's follower storage)."""
+        if not self._core.started:
+            self._core.started = True
+            self._core.recompile()  # no more "never started" answers
+        follower = Follower(
+            self._core,
+            storage,
+            self._publisher,
+            block_ms=self._block_ms,
+            reseed=self.reseed,
+            flush_interval=self.flush_interval,
+            advanced=advanced,
+            loaded=loaded,
+        )
+        self._follower = follower
+        if self._core.state == "closed":
+            self._core.set_state("initializing")
+        follower.start()
+        return follower
+
+    def _no_configuration_yet(self) -> None:
+        logger.warning(
+            "feats: no configuration after %.1fs (%s); serving defaults and retrying",
+            self.start_timeout,
+            self._core.error or "no answer",
+        )
 
     def feature(self, cls: type) -> FeatureT:
         """Declare a feature: a class whose public methods are its implementations."""
@@ -67,7 +120,8 @@ class AppBase(Generic[FeatureT, BooleanT]):
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener(version, features)`` whenever the snapshot changes.
 
-        It runs on the tail (thread or task), so it must be quick and must not block.
+        It runs on the App's background thread (the asyncio App's too: use
+        ``loop.call_soon_threadsafe`` to reach a loop), so it must be quick and not block.
         """
         self._core.listeners.append(listener)
 
@@ -104,10 +158,7 @@ class AppBase(Generic[FeatureT, BooleanT]):
         compiled = self._core.compiled.get(name)
         if compiled is None:
             raise NotFoundError(f"unknown feature {name!r}")
-        evaluation = explain_values(
-            name, compiled.default, compiled.state, compiled.version, values
-        )
-        return evaluation if not self._core.stale else replace(evaluation, stale=True)
+        return compiled.explain_values(values, stale=self._core.stale)
 
     def record_exposure(self, evaluation: Evaluation) -> None:
         """Record the experiment exposure ``evaluation`` stands for (e.g. one from

@@ -33,9 +33,11 @@ from ._errors import CodecError, NotFoundError
 from ._state import FeatureState, state_issues
 
 __all__ = [
-    "CATALOG_REFRESH_SECONDS",
+    "CATALOG_HEARTBEAT_SECONDS",
+    "CATALOG_LIVE_SECONDS",
     "CATALOG_SCHEMA",
     "MAX_CATALOG_BYTES",
+    "SEEN_PREFIX",
     "Catalog",
     "CatalogEntry",
     "CatalogPublisher",
@@ -43,10 +45,12 @@ __all__ = [
     "FeatureInfo",
     "ImplementationInfo",
     "SegmentInfo",
+    "catalog_fields",
     "declarations_document",
     "decode_entry",
     "encode_entry",
     "find_drift",
+    "heartbeat",
     "merge_registries",
     "state_problems",
 ]
@@ -56,9 +60,9 @@ MAX_CATALOG_BYTES = 16 * 1024 * 1024
 """Larger entries are refused on publish and skipped on read."""
 MAX_CLOCK_SKEW = 300.0
 """An entry seen further in the future than this is refused: it would hide the others."""
-CATALOG_REFRESH_SECONDS = 3600.0
-"""A running App publishes again this often, so an entry's ``seen`` time stays meaningful."""
-CATALOG_LIVE_SECONDS = 3 * CATALOG_REFRESH_SECONDS
+CATALOG_HEARTBEAT_SECONDS = 60.0
+"""A running App says this often that its deploy still runs (a heartbeat, not the entry)."""
+CATALOG_LIVE_SECONDS = 3 * CATALOG_HEARTBEAT_SECONDS
 """An entry seen this recently belongs to a deploy that is still running."""
 
 
@@ -119,16 +123,36 @@ def _canonical(document: Any) -> str:
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def _canonical_declarations(registry: Registry, breathe: Callable[[], None]) -> str:
+    """``_canonical(declarations_document(registry))``, built one declaration at a time so
+    that thousands of them never hold the interpreter in one long call."""
+    parts = ['{"features":[']
+    for count, declaration in enumerate(registry):
+        if count and not count % 256:
+            breathe()
+        parts.append(("," if count else "") + _canonical(_feature_document(declaration)))
+    parts.append('],"segments":[')
+    parts.append(
+        ",".join(_canonical(_segment_document(segment)) for segment in registry.segments.values())
+    )
+    parts.append("]}")
+    return "".join(parts)
+
+
+def _still() -> None:
+    pass
+
+
 def encode_entry(
     registry: Registry,
     *,
     seen: float | None = None,
     host: str | None = None,
     pid: int | None = None,
+    breathe: Callable[[], None] = _still,
 ) -> tuple[str, str]:
     """``(identity, text)`` to publish: the identity is a hash of the declarations only."""
-    declarations = declarations_document(registry)
-    canonical = _canonical(declarations)
+    canonical = _canonical_declarations(registry, breathe)
     identity = hashlib.sha256(canonical.encode()).hexdigest()[:16]
     envelope = _canonical(
         {
@@ -142,12 +166,36 @@ def encode_entry(
     # Sorted keys put "declarations" first: splice the text already made rather than
     # encode thousands of declarations twice.
     text = '{"declarations":' + canonical + "," + envelope[1:]
-    if len(text.encode()) > MAX_CATALOG_BYTES:
+    size = len(text.encode())
+    if size > MAX_CATALOG_BYTES:
         raise CodecError(
-            f"the catalog entry is {len(text.encode())} bytes, over the "
-            f"{MAX_CATALOG_BYTES} byte limit"
+            f"the catalog entry is {size} bytes, over the {MAX_CATALOG_BYTES} byte limit"
         )
     return identity, text
+
+
+SEEN_PREFIX = "seen:"
+"""Catalog fields ``seen:<identity>`` are heartbeats: when a deploy was last seen running."""
+
+
+def heartbeat(*, seen: float | None = None, host: str | None = None, pid: int | None = None) -> str:
+    """The small ``seen:<identity>`` value a running App refreshes now and then."""
+    return _canonical(
+        {
+            "seen": time.time() if seen is None else seen,
+            "host": socket.gethostname() if host is None else host,
+            "pid": os.getpid() if pid is None else pid,
+        }
+    )
+
+
+def catalog_fields(identity: str, document: str | None = None) -> dict[str, str]:
+    """The catalog hash fields to write: the entry (when it is not stored yet) and its
+    heartbeat."""
+    fields = {SEEN_PREFIX + identity: heartbeat()}
+    if document is not None:
+        fields[identity] = document
+    return fields
 
 
 # -- reading it back -------------------------------------------------------------------
@@ -325,6 +373,21 @@ def _entry(identity: str, now: float) -> Callable[[Any], CatalogEntry]:
     return schema
 
 
+def _heartbeat(where: str, now: float) -> Callable[[Any], tuple[float, str, int]]:
+    def schema(document: Any) -> tuple[float, str, int]:
+        document = expect(document, dict, where)
+        seen = float(expect(document.get("seen"), (int, float), f"{where}.seen"))
+        if seen > now + MAX_CLOCK_SKEW:
+            raise CodecError(f"{where}: seen {seen:.0f} is in the future")
+        return (
+            seen,
+            expect(document.get("host", ""), str, f"{where}.host"),
+            int(expect(document.get("pid", 0), int, f"{where}.pid")),
+        )
+
+    return schema
+
+
 def decode_entry(identity: str, raw: str | bytes, *, now: float | None = None) -> CatalogEntry:
     """Parse and validate one published entry; CodecError says what is wrong and where."""
     return decode(
@@ -346,14 +409,31 @@ class Catalog:
 
     @classmethod
     def from_raw(cls, raw: Mapping[str, str], *, now: float | None = None) -> Catalog:
+        """The catalog hash as storage returns it: entries and their heartbeats."""
         now = time.time() if now is None else now
         entries: list[CatalogEntry] = []
         problems: list[str] = []
+        beats: dict[str, tuple[float, str, int]] = {}
+        for field_name, text in raw.items():
+            if field_name.startswith(SEEN_PREFIX):
+                try:
+                    beats[field_name.removeprefix(SEEN_PREFIX)] = decode(
+                        _heartbeat(field_name, now), text, limit=4096, what=f"catalog {field_name}"
+                    )
+                except CodecError as error:
+                    problems.append(str(error))
         for identity, text in raw.items():
+            if identity.startswith(SEEN_PREFIX):
+                continue
             try:
-                entries.append(decode_entry(identity, text, now=now))
+                entry = decode_entry(identity, text, now=now)
             except CodecError as error:
                 problems.append(str(error))
+                continue
+            beat = beats.get(identity)
+            if beat is not None and beat[0] > entry.seen:
+                entry = replace(entry, seen=beat[0], host=beat[1], pid=beat[2])
+            entries.append(entry)
         entries.sort(key=lambda entry: entry.seen, reverse=True)
         return cls(tuple(entries), tuple(problems), *_merged(entries, now))
 
@@ -437,16 +517,27 @@ def merge_registries(primary: Registry, secondary: Registry) -> Registry:
 
 
 class CatalogPublisher:
-    """When an App (re)publishes its catalog entry: at start, after new declarations, and
-    every ``refresh`` seconds; after a failure, not before ``retry`` seconds."""
+    """What and when an App publishes about its declarations.
+
+    The entry itself (megabytes for thousands of features) is written only when the store
+    lacks one of the same identity: identical deploys share it. A heartbeat, a few dozen
+    bytes, says every ``heartbeat`` seconds that the deploy still runs. After a failure,
+    nothing before ``retry`` seconds.
+    """
 
     def __init__(
-        self, registry: Registry, *, refresh: float = CATALOG_REFRESH_SECONDS, retry: float = 30.0
+        self,
+        registry: Registry,
+        *,
+        heartbeat: float = CATALOG_HEARTBEAT_SECONDS,
+        retry: float = 30.0,
     ) -> None:
         self.registry = registry
-        self.refresh = refresh
+        self.heartbeat = heartbeat
         self.retry = retry
-        self._generation: int | None = None
+        self._entry: tuple[int, str, str] | None = None
+        self._stored: str | None = None
+        """The identity whose entry this store is known to hold."""
         self._at = 0.0
         self._not_before = 0.0
 
@@ -455,20 +546,38 @@ class CatalogPublisher:
             return False
         if now < self._not_before:
             return False
-        return self._generation != self.registry.generation or now - self._at >= self.refresh
+        current = self._identity()
+        return current is None or self._stored != current or now - self._at >= self.heartbeat
 
-    def entry(self) -> tuple[int, str, str]:
-        """``(generation, identity, document)`` of the declarations as they are now."""
+    def _identity(self) -> str | None:
+        entry = self._entry
+        if entry is None or entry[0] != self.registry.generation:
+            return None
+        return entry[1]
+
+    def entry(self, breathe: Callable[[], None] = _still) -> tuple[str, str]:
+        """``(identity, document)`` of the declarations as they are now, made once per
+        change of the declarations."""
         generation = self.registry.generation
-        identity, document = encode_entry(self.registry)
-        return generation, identity, document
+        if self._entry is None or self._entry[0] != generation:
+            identity, document = encode_entry(self.registry, breathe=breathe)
+            self._entry = (generation, identity, document)
+        return self._entry[1], self._entry[2]
 
-    def published(self, now: float, generation: int) -> None:
-        self._generation = generation
+    def needs_entry(self, identity: str) -> bool:
+        """Whether the store may lack the entry (ask it before sending megabytes)."""
+        return self._stored != identity
+
+    def published(self, now: float, identity: str) -> None:
+        self._stored = identity
         self._at = now
 
     def failed(self, now: float) -> None:
         self._not_before = now + self.retry
+
+    def forget(self) -> None:
+        """Another store (or one that lost everything): publish the entry afresh."""
+        self._stored = None
 
 
 # -- drift -----------------------------------------------------------------------------

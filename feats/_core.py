@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import gc
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -22,15 +22,16 @@ from ._stored import (
     Loaded,
     Problem,
     RawEntry,
-    version_at_least,
     version_position,
 )
 
 __all__ = [
     "MAX_ENTRY_CHARS",
     "AppCore",
+    "Breathe",
     "EvaluationListener",
     "Listener",
+    "Served",
     "Status",
     "StatusListener",
 ]
@@ -99,15 +100,65 @@ StatusListener = Callable[[Status], None]
 """``listener(status)``: called when the App's state (initializing, live, ...) changes."""
 EvaluationListener = Callable[[Evaluation], None]
 """``listener(evaluation)``: called after every evaluation, once one is registered."""
+Breathe = Callable[[], None]
+"""Called now and then during long work (a full load of thousands of features), so the
+shell can let other threads run: an App's event loop must never wait long for it."""
+
+
+def _still() -> None:
+    pass
+
+
+def _same(one: str | bytes, other: str | bytes) -> bool:
+    if isinstance(one, str):
+        one = one.encode("utf-8", errors="surrogatepass")
+    if isinstance(other, str):
+        other = other.encode("utf-8", errors="surrogatepass")
+    return one == other
+
+
+def _oversized(raw: str | bytes) -> str | None:
+    """The size LOAD_SCRIPT gives instead of a record too large to send, if it did."""
+    text = raw[: len(OVERSIZED) + 20]
+    if isinstance(text, bytes):
+        text = text.decode("ascii", errors="replace")
+    return text.removeprefix(OVERSIZED) if text.startswith(OVERSIZED) else None
+
+
+@dataclass(slots=True, eq=False)
+class Served:
+    """What this App serves for one feature: a version and its record as it was stored.
+
+    ``record`` is decoded on first use (a full load keeps the bytes it arrived as) and
+    ``checked`` says whether it has been judged; until then ``fallback`` is what answered
+    before, in case this one turns out unreadable or unservable.
+    """
+
+    version: str
+    raw: str | bytes
+    record: Record | None = None
+    checked: bool = False
+    fallback: Served | None = None
+
+    def encoded(self) -> str:
+        """The record as text, exactly as the store had it: what a re-seed writes back."""
+        raw = self.raw
+        return raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
 
 
 class AppCore:
-    """Holds the snapshot and decides how every load and change-log entry updates it."""
+    """Holds the snapshot and decides how every load and change-log entry updates it.
+
+    Threads: the tail applies loads and entries, the application's threads (or event loop)
+    evaluate and write; ``lock`` is held only to commit a change to the snapshot, never
+    while decoding a full load, so evaluation never waits long.
+    """
 
     def __init__(self, registry: Registry, *, exposure_capacity: int = 100_000) -> None:
         self.registry = registry
+        self.lock = threading.RLock()
         self.compiled: dict[str, CompiledFeature] = {}
-        self.records: dict[str, tuple[str, Record]] = {}
+        self.served: dict[str, Served] = {}
         self.head: str = ZERO_VERSION
         self.epoch: str | None = None
         self.exposures = ExposureBuffer(exposure_capacity)
@@ -124,6 +175,8 @@ class AppCore:
         self.reloads = 0
         self.reseeds = 0
         self.diverged: set[str] = set()
+        self.started = False
+        """Whether start() was ever called: an App evaluated before it says so, once."""
         self._warned: set[tuple[str, str]] = set()
         self.listeners: list[Listener] = []
         self.overrides: dict[str, FeatureState] = {}
@@ -148,14 +201,14 @@ class AppCore:
     # -- status ------------------------------------------------------------------------
 
     def set_state(self, state: StatusName, error: str | None = None) -> None:
-        if state != self.state:
+        changed = state != self.state
+        if changed:
             self.state_since = time.time()
             if state == "stale":
                 self.outages += 1
                 logger.warning("feats: configuration is stale: %s", error)
             elif self.state == "stale":
                 logger.info("feats: configuration is live again at version %s", self.head)
-        changed = state != self.state
         self.state = state
         self.error = error
         if changed and self.status_listeners:
@@ -218,18 +271,50 @@ class AppCore:
 
     def _compile(self, name: str) -> CompiledFeature:
         declaration = self.registry.features[name]
-        version, record = self.records.get(name, (None, None))
+        observe = self._observed if self.evaluation_listeners else None
         pinned = self.overrides.get(name)
+        served = self.served.get(name)
+        version = None if served is None else served.version
+        if pinned is not None:
+            state: FeatureState | None = pinned
+            note: str | None = "overridden in this process"
+        elif served is None:
+            state, note = None, None
+        elif served.checked:
+            state = None if served.record is None else served.record.state
+            note = None
+        else:
+            # Not decoded yet: the CompiledFeature asks for it when first used.
+            return CompiledFeature(
+                declaration,
+                None,
+                version,
+                self.registry,
+                self.warn,
+                self.exposures.add,
+                observe=observe,
+                resolve=lambda: self._resolve(name, served),
+            )
         return CompiledFeature(
             declaration,
-            pinned if pinned is not None else None if record is None else record.state,
+            state,
             version,
             self.registry,
             self.warn,
             self.exposures.add,
-            note=None if pinned is None else "overridden in this process",
-            observe=self._observed if self.evaluation_listeners else None,
+            note=note,
+            observe=observe,
+            first=None if self.started or served is not None else self._unstarted,
         )
+
+    def _unstarted(self, name: str) -> str:
+        """What an App evaluated before it was ever started says, once per feature."""
+        message = (
+            "this App was never started (`with app:` / `async with app:`, or start()), "
+            "so no configuration was loaded"
+        )
+        self.warn(name, "unstarted", message)
+        return message
 
     def _observed(self, compiled: CompiledFeature, args: tuple[Any, ...]) -> None:
         evaluation = compiled.explain(args, stale=self.stale)
@@ -258,32 +343,38 @@ class AppCore:
                 evaluation.version,
             )
 
-    def override(self, name: str, state: FeatureState | None) -> None:
-        """Pin ``name`` to ``state`` in this process (None: storage answers again)."""
-        if state is None:
-            self.overrides.pop(name, None)
-        else:
-            self.overrides[name] = state
-        self._swap([name])
-
     def recompile(self) -> None:
         """Rebuild every feature, e.g. after a declaration changed what segments exist."""
-        self.compiled = {name: self._compile(name) for name in self.registry.features}
+        with self.lock:
+            self.compiled = {name: self._compile(name) for name in self.registry.features}
 
     def declared_feature(self, name: str) -> None:
         # A new key in place is safe: nothing reads it before its handle exists.
-        self.compiled[name] = self._compile(name)
+        with self.lock:
+            self.compiled[name] = self._compile(name)
 
     def declared_segment(self) -> None:
         """A new segment can heal drift in configured features; the rest are unaffected."""
-        self._swap([*self.records, *self.overrides])
+        self._swap([*self.served, *self.overrides])
+
+    def override(self, name: str, state: FeatureState | None) -> None:
+        """Pin ``name`` to ``state`` in this process (None: storage answers again)."""
+        with self.lock:
+            if state is None:
+                self.overrides.pop(name, None)
+            else:
+                self.overrides[name] = state
+            self._swap([name])
 
     def _swap(self, names: Iterable[str]) -> None:
-        updated = dict(self.compiled)
-        for name in names:
-            if name in self.registry.features:
-                updated[name] = self._compile(name)
-        self.compiled = updated
+        """Replace the snapshot with one where ``names`` are compiled afresh, atomically:
+        an evaluation sees the old snapshot or the new one, never a mix."""
+        with self.lock:
+            updated = dict(self.compiled)
+            for name in names:
+                if name in self.registry.features:
+                    updated[name] = self._compile(name)
+            self.compiled = updated
 
     def _announce(self, version: str, features: Iterable[str]) -> None:
         changed = tuple(features)
@@ -296,11 +387,12 @@ class AppCore:
     def explain(self, name: str, args: tuple[Any, ...]) -> Evaluation:
         return self.compiled[name].explain(args, stale=self.stale)
 
-    # -- applying storage --------------------------------------------------------------
+    # -- judging records ---------------------------------------------------------------
 
-    def _decode(self, where: str, raw: str, feature: str | None) -> Record | None:
-        if raw.startswith(OVERSIZED):
-            size = raw.removeprefix(OVERSIZED)
+    def _decode(self, where: str, raw: str | bytes, feature: str) -> Record | None:
+        """The record, or None (reported) if it is oversized, unreadable or misfiled."""
+        size = _oversized(raw)
+        if size is not None:
             self.report(where, f"record is {size} bytes, over the {MAX_RECORD_BYTES} byte limit")
             return None
         try:
@@ -308,12 +400,32 @@ class AppCore:
         except CodecError as error:
             self.report(where, str(error))
             return None
-        if feature is not None and record.feature != feature:
+        if record.feature != feature:
             self.report(where, f"record names feature {record.feature!r}, stored under {feature!r}")
             return None
         return record
 
-    def _acceptable(self, feature: str, record: Record, where: str) -> bool:
+    def _unservable(self, feature: str, record: Record) -> str | None:
+        """Why these declarations cannot serve ``record``, or None if they can."""
+        if record.state is None or feature not in self.registry.features:
+            return None
+        issues = state_issues(feature, record.state, self.registry)
+        return None if not issues else f"{feature}: {issues[0].message}"
+
+    def _servable(self, feature: str, served: Served | None) -> bool:
+        """Whether ``served`` (decoded now if it was not yet) is a state the code can serve."""
+        while served is not None:
+            record = served.record
+            if record is None and not served.checked:
+                try:
+                    record = decode_record(served.raw)
+                except CodecError:
+                    served = served.fallback
+                    continue
+            return record is None or self._unservable(feature, record) is None
+        return False
+
+    def _acceptable(self, feature: str, record: Record, held: Served | None, where: str) -> bool:
         """False (and reported) for a state this code cannot serve while it holds one it can.
 
         A state naming an implementation, segment or option these declarations lack was
@@ -321,123 +433,190 @@ class AppCore:
         answering rather than the default. With nothing good held, it is compiled anyway
         and the default answers where it drifts, as explain() says.
         """
-        if record.state is None or feature not in self.registry.features:
-            return True
-        held = self.records.get(feature)
-        if held is None:
-            # Nothing good held: it is compiled whatever validation says (the first load of
-            # 10,000 features skips 10,000 validations).
-            return True
         problem = self._unservable(feature, record)
-        if problem is None or self._unservable(feature, held[1]) is not None:
+        if problem is None or not self._servable(feature, held):
             return True
-        self.report(where, f"{problem}; keeping version {held[0]}")
+        assert held is not None
+        self.report(where, f"{problem}; keeping version {held.version}")
         return False
 
-    def _unservable(self, feature: str, record: Record) -> str | None:
-        """Why these declarations cannot serve ``record``, or None if they can."""
-        if record.state is None:
-            return None
-        issues = state_issues(feature, record.state, self.registry)
-        return None if not issues else f"{feature}: {issues[0].message}"
+    def _resolve(self, name: str, served: Served) -> tuple[FeatureState | None, str | None]:
+        """Decode and judge a loaded record on first use: (the state that answers, its
+        version). An unreadable or unservable one is reported once, and what answered
+        before it (if anything) answers on."""
+        with self.lock:
+            current: Served | None = served
+            while current is not None and not current.checked:
+                where = f"state of {name} at {current.version}"
+                record = self._decode(where, current.raw, name)
+                fallback = current.fallback
+                if record is not None and self._acceptable(name, record, fallback, where):
+                    current.record, current.checked, current.fallback = record, True, None
+                    break
+                # Unreadable, or unservable while the one before is fine: that one answers.
+                current.checked, current.record = True, None
+                if self.served.get(name) is served:
+                    if fallback is None:
+                        del self.served[name]
+                    else:
+                        self.served[name] = fallback
+                current = fallback
+            if current is None or current.record is None:
+                return None, None if current is None else current.version
+            return current.record.state, current.version
 
-    def ahead_of(self, loaded: Loaded) -> list[tuple[str, str, Record]]:
-        """Features this App holds at a version the store lacks (missing there, or older).
+    # -- applying storage --------------------------------------------------------------
+
+    def ahead_of(self, loaded: Loaded) -> list[tuple[str, str, str]]:
+        """``(feature, version, record)`` this App holds at a version the store lacks
+        (missing there, or older), oldest first, the order they were written in.
 
         Versions never go backwards in one store, so this means the store lost data: it
         restarted without persistence, was wiped, or failed over to a replica that missed
-        the last writes. Oldest first, the order they were written in.
+        the last writes. The records go back exactly as the store once had them.
         """
         ahead = []
-        for feature, (version, record) in self.records.items():
+        for feature, served in list(self.served.items()):
             there = loaded.records.get(feature)
-            if there is None or version_position(there[0]) < version_position(version):
-                ahead.append((feature, version, record))
+            if there is None or version_position(there[0]) < version_position(served.version):
+                ahead.append((feature, served.version, served.encoded()))
         ahead.sort(key=lambda item: version_position(item[1]))
         return ahead
 
-    def apply_loaded(self, loaded: Loaded) -> None:
+    def apply_loaded(self, loaded: Loaded, breathe: Breathe = _still) -> None:
         """Replace the snapshot with a full load, never moving a feature backwards.
 
-        A feature the store lacks, or holds at an older version, keeps this App's version
-        (listed in ``diverged`` until the store catches up): an empty or rolled-back store
-        must not flip users to defaults by itself. Undecodable records and states this code
-        cannot serve keep the last good state too.
+        Records are kept as they arrived and decoded on first use. A feature the store
+        lacks, or holds at an older version, keeps this App's version (listed in
+        ``diverged`` until the store catches up): an empty or rolled-back store must not
+        flip users to defaults by itself. A record that proves unreadable or unservable
+        when first used is reported, and the state before it answers on.
         """
-        records: dict[str, tuple[str, Record]] = {}
-        # Decoding thousands of records only allocates: collections meanwhile find no garbage
-        # and cost a quarter of a large start-up.
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
-            for feature, (version, raw) in loaded.records.items():
-                held = self.records.get(feature)
-                if held is not None and version_position(version) < version_position(held[0]):
+        before = dict(self.served)
+        served: dict[str, Served] = {}
+        for count, (feature, (version, raw)) in enumerate(loaded.records.items()):
+            if not count % 512:
+                breathe()
+            held = before.get(feature)
+            if held is not None:
+                if version_position(version) < version_position(held.version):
+                    continue  # the store is behind this App: kept below, as diverged
+                if version == held.version and _same(raw, held.raw):
+                    served[feature] = held
                     continue
-                where = f"state of {feature} at {version}"
-                record = self._decode(where, raw, feature)
-                if record is not None and self._acceptable(feature, record, where):
-                    records[feature] = (version, record)
-                elif held is not None:
-                    records[feature] = held
-        finally:
-            if collecting:
-                gc.enable()
-        diverged = set()
-        for feature, held in self.records.items():
-            if feature not in records:
-                records[feature] = held
-                diverged.add(feature)
-        self.records = records
-        self.diverged = diverged
-        self.head = loaded.head
-        self.epoch = loaded.epoch
-        self.reloads += 1
-        self.recompile()
+            if _oversized(raw) is not None:
+                self._decode(f"state of {feature} at {version}", raw, feature)
+                if held is not None:
+                    served[feature] = held
+                continue
+            good = held if held is None or held.checked else held.fallback
+            served[feature] = Served(version, raw, fallback=good)
+        diverged = {feature for feature in before if feature not in served}
+        breathe()
+        with self.lock:
+            # Writes this process made while the load was decoded are newer: they stay.
+            for feature, current in self.served.items():
+                if before.get(feature) is not current:
+                    kept = served.get(feature)
+                    if kept is None or version_position(kept.version) < version_position(
+                        current.version
+                    ):
+                        served[feature] = current
+            for feature in diverged:
+                served.setdefault(feature, before[feature])
+            changed = [
+                name for name in self.registry.features if served.get(name) is not before.get(name)
+            ]
+            self.served = served
+            self.diverged = {feature for feature in diverged if feature in served}
+            self.head = loaded.head
+            self.epoch = loaded.epoch
+            self.reloads += 1
+        self._swap_slowly(changed, breathe)
         self.last_applied_at = time.time()
-        self._announce(self.head, records)
+        self._announce(self.head, served)
+
+    def _swap_slowly(self, names: list[str], breathe: Breathe) -> None:
+        """_swap for many features: compiled in slices between breaths, swapped at once."""
+        fresh: dict[str, CompiledFeature] = {}
+        for count, name in enumerate(names):
+            if not count % 512:
+                breathe()
+            with self.lock:
+                fresh[name] = self._compile(name)
+        with self.lock:
+            current = self.served
+            # A write committed meanwhile compiled its own: keep the newer one.
+            self.compiled = {
+                **self.compiled,
+                **{
+                    name: compiled
+                    for name, compiled in fresh.items()
+                    if current.get(name) is None or compiled.version == current[name].version
+                },
+            }
 
     def apply_entries(self, entries: Iterable[RawEntry]) -> bool:
-        """Apply change-log entries in order; True when a gap means a full reload is needed."""
+        """Apply change-log entries one by one; True when a gap means a full reload.
+
+        A bad entry is reported and passed over; every good one before and after it is
+        applied. ``head`` moves past an entry only once it was applied or reported.
+        """
         changed: list[str] = []
         gap = False
-        for entry in entries:
-            previous = entry.fields.get("prev")
-            feature = entry.fields.get("feature")
-            raw = entry.fields.get("record")
-            if previous is None or feature is None or raw is None:
-                self.report(f"change-log entry {entry.id}", "not a feats entry (fields missing)")
+        try:
+            for entry in entries:
+                where = f"change-log entry {entry.id}"
+                previous = entry.text("prev", "") or None
+                feature = entry.text("feature", "") or None
+                raw = entry.fields.get("record")
+                if previous is None or feature is None or raw is None:
+                    self.report(where, "not a feats entry (fields missing)")
+                    self.head = entry.id
+                    continue
+                if previous != self.head:
+                    gap = True
+                    break
+                if entry.size() > MAX_ENTRY_CHARS:
+                    self.report(
+                        where,
+                        f"entry is {entry.size()} characters, over the {MAX_ENTRY_CHARS} limit",
+                    )
+                    self.head = entry.id
+                    continue
+                record = self._decode(where, raw, feature)
+                if record is not None and self._take(feature, entry.id, raw, record, where):
+                    changed.append(feature)
                 self.head = entry.id
-                continue
-            if previous != self.head:
-                gap = True
-                break
-            self.head = entry.id
-            where = f"change-log entry {entry.id}"
-            size = sum(len(key) + len(value) for key, value in entry.fields.items())
-            if size > MAX_ENTRY_CHARS:
-                self.report(where, f"entry is {size} characters, over the {MAX_ENTRY_CHARS} limit")
-                continue
-            record = self._decode(where, raw, feature)
-            if record is None or not self._acceptable(feature, record, where):
-                continue
-            current = self.records.get(feature)
-            if current is None or version_at_least(entry.id, current[0]):
-                self.records[feature] = (entry.id, record)
-                self.diverged.discard(feature)
-                changed.append(feature)
-        if changed:
-            self._swap(changed)
-        self.last_applied_at = time.time()
-        if changed:
-            self._announce(self.head, changed)
+        finally:
+            # Whatever happened on the way, what was taken is served.
+            if changed:
+                self._swap(changed)
+            self.last_applied_at = time.time()
+            if changed:
+                self._announce(self.head, changed)
         return gap
 
-    def apply_write(self, feature: str, version: str, record: Record) -> None:
+    def _take(
+        self, feature: str, version: str, raw: str | bytes, record: Record, where: str
+    ) -> bool:
+        with self.lock:
+            held = self.served.get(feature)
+            if held is not None and version_position(version) < version_position(held.version):
+                return False
+            if not self._acceptable(feature, record, held, where):
+                return False
+            self.served[feature] = Served(version, raw, record, checked=True)
+            self.diverged.discard(feature)
+            return True
+
+    def apply_write(self, feature: str, version: str, record: Record, raw: str) -> None:
         """Our own acknowledged write: visible at once, before the tail brings it back."""
-        current = self.records.get(feature)
-        if current is None or version_at_least(version, current[0]):
-            self.records[feature] = (version, record)
+        with self.lock:
+            held = self.served.get(feature)
+            if held is not None and version_position(version) < version_position(held.version):
+                return
+            self.served[feature] = Served(version, raw, record, checked=True)
             self.diverged.discard(feature)
             self._swap([feature])
-            self._announce(version, (feature,))
+        self._announce(version, (feature,))

@@ -524,6 +524,9 @@ async def play(
     display: Live | None = None
     try:
         await serving.start()
+        # The operator validates against the catalog, which the tail publishes soon after
+        # start: the story's first change must not race it.
+        await serving.admin.publish_catalog()
         evaluator = asyncio.create_task(story.evaluate_forever(period=0.1))
         if live and console is not None:
             display = Live(
@@ -545,7 +548,7 @@ async def play(
             outcome = await story.change(step)
             if step.name == "priorities":
                 await asyncio.sleep(max(0.0, step.hold / speed - (time.perf_counter() - began)))
-                await serving._flush()
+                await serving.flush()
                 report = await operator.admin.exposures("AllowedPriorities")
                 story.exposures = {i.implementation: i.exposures for i in report.implementations}
                 total = report.total or 1

@@ -58,4 +58,12 @@ class NotFoundError(FeatsError, LookupError):
 
 
 class StorageError(FeatsError):
-    """The storage failed or could not be reached."""
+    """The storage failed or could not be reached.
+
+    ``reachable``: it answered, and refused or failed the command (a permission, a key of
+    the wrong type, too few replicas); False when it could not be reached at all.
+    """
+
+    def __init__(self, message: str, *, reachable: bool = False) -> None:
+        super().__init__(message)
+        self.reachable = reachable

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,7 @@ __all__ = [
     "ImplementationExposures",
     "SpaceSaving",
     "ValueExposures",
+    "encode_exposures",
     "exposures_start",
 ]
 
@@ -68,6 +70,17 @@ class ExposureBuffer:
         keep = batch[:room]
         self.dropped += len(batch) - len(keep)
         self._items.extendleft(reversed(keep))
+
+
+def encode_exposures(batch: Sequence[tuple[str, str, str, str | None]]) -> dict[str, str]:
+    """One stream entry for a batch: far fewer commands than one entry per exposure."""
+    return {
+        "t": f"{time.time():.3f}",
+        "n": str(len(batch)),
+        # json writes tuples as arrays: the same text as converting each item to a list,
+        # at half the cost per exposure.
+        "batch": json.dumps(list(batch), separators=(",", ":")),
+    }
 
 
 def exposures_start(since: str | None) -> str:

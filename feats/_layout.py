@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -24,7 +23,6 @@ __all__ = [
     "Keys",
     "check_replicas",
     "client_socket_timeout",
-    "encode_exposures",
     "load_args",
     "load_keys",
     "new_epoch",
@@ -167,7 +165,7 @@ def parse_loaded(reply: Any) -> Loaded:
         head, epoch, states, versions = reply
     except (TypeError, ValueError) as error:
         raise StorageError(f"unexpected load reply from Redis: {reply!r}"[:300]) from error
-    states_map = _pairs(states)
+    states_map = {text(states[i]): _value(states[i + 1]) for i in range(0, len(states) - 1, 2)}
     versions_map = _pairs(versions)
     return Loaded(
         records={
@@ -180,10 +178,17 @@ def parse_loaded(reply: Any) -> Loaded:
     )
 
 
-def _fields(value: Any) -> dict[str, str]:
+def _fields(value: Any) -> dict[str, str | bytes]:
+    """Field names as text; values as Redis sent them, for the codec to read strictly."""
     if isinstance(value, dict):
-        return {text(k): text(v) for k, v in value.items()}
-    return _pairs(value)
+        return {text(k): _value(v) for k, v in value.items()}
+    return {text(value[i]): _value(value[i + 1]) for i in range(0, len(value) - 1, 2)}
+
+
+def _value(value: Any) -> str | bytes:
+    if isinstance(value, bytes | str):
+        return value
+    raise StorageError(f"unexpected reply from Redis: {value!r}"[:300])
 
 
 def parse_xrange(reply: Any) -> list[RawEntry]:
@@ -202,17 +207,6 @@ def parse_xread(reply: Any) -> list[RawEntry]:
             batch = batch[0]
         entries.extend(parse_xrange(batch))
     return entries
-
-
-def encode_exposures(batch: Sequence[tuple[str, str, str, str | None]]) -> dict[str, str]:
-    """One stream entry for a batch: far fewer commands than one entry per exposure."""
-    return {
-        "t": f"{time.time():.3f}",
-        "n": str(len(batch)),
-        # json writes tuples as arrays: the same text as converting each item to a list,
-        # at half the cost per exposure.
-        "batch": json.dumps(list(batch), separators=(",", ":")),
-    }
 
 
 def new_epoch() -> str:

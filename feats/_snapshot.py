@@ -26,6 +26,8 @@ Warn = Callable[[str, str, str], None]
 """``warn(feature, cause, message)``: the App logs each (feature, cause) once."""
 Observe = Callable[["CompiledFeature", tuple[Any, ...]], None]
 """``observe(compiled, args)``: told of every answer, after it was chosen."""
+Resolve = Callable[[], "tuple[FeatureState | None, str | None]"]
+"""Gives a lazily loaded feature its state and version when it is first used."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +221,7 @@ class CompiledFeature:
 
     __slots__ = (
         "_drifts",
+        "_first",
         "_note",
         "_observe",
         "_problem",
@@ -226,6 +229,7 @@ class CompiledFeature:
         "_ready",
         "_record",
         "_registry",
+        "_resolver",
         "_warn",
         "choose",
         "declaration",
@@ -247,10 +251,17 @@ class CompiledFeature:
         *,
         note: str | None = None,
         observe: Observe | None = None,
+        resolve: Resolve | None = None,
+        first: Callable[[str], str] | None = None,
     ) -> None:
         """``note``: said first in every explain() reason (e.g. an override in tests).
-        ``observe``: called after every choose and use (evaluation listeners, opt-in)."""
+        ``observe``: called after every choose and use (evaluation listeners, opt-in).
+        ``resolve``: the state is not known yet; this gives it (and its version) when the
+        feature is first used. ``first(name)``: called at the first use, and what it
+        returns becomes the note."""
         self.declaration = declaration
+        self._resolver = resolve
+        self._first = first
         self.name = declaration.name
         self.state = state
         self.version = version
@@ -268,7 +279,7 @@ class CompiledFeature:
         # as trampolines (bound methods, not a __getattr__: that would slow every read of
         # .use on the hot path) that build both and hand over.
         self._ready = False
-        constant = self._constant_answer(state)
+        constant = None if resolve or first else self._constant_answer(state)
         if constant is not None:
             self.choose: Pick = self._watched(_constant(constant))
             self.use: Pick = self.choose
@@ -305,6 +316,10 @@ class CompiledFeature:
 
     def _finish(self) -> None:
         self._prepare()
+        constant = self._constant_answer(self.state)
+        if constant is not None:
+            self.choose = self.use = self._watched(_constant(constant))
+            return
         choose = self._build(None)
         use = self._build(self._record) if self._records_exposures() else choose
         # Two threads may race here; both build the same thing, either result is right.
@@ -336,6 +351,12 @@ class CompiledFeature:
         """Find a reader for every segment the state reads, and what the code cannot serve."""
         if self._ready:
             return
+        if self._resolver is not None:
+            self.state, self.version = self._resolver()
+            self._resolver = None
+        if self._first is not None:
+            self._note = self._first(self.name)
+            self._first = None
         readers: dict[str, _Reader] = {}
         drifts: dict[RuleKey, _Drift] = {}
         problem: _Drift | None = None
@@ -480,6 +501,13 @@ class CompiledFeature:
         return choose_many
 
     # -- explain -----------------------------------------------------------------------
+
+    def explain_values(self, values: Mapping[str, str], *, stale: bool = False) -> Evaluation:
+        """explain_values for this feature's current state (see the module function)."""
+        self._prepare()
+        return explain_values(
+            self.name, self.default, self.state, self.version, values, stale=stale
+        )
 
     def explain(self, args: tuple[Any, ...], *, stale: bool = False) -> Evaluation:
         """The same decision as ``choose``, with every step recorded. Never raises."""

@@ -39,10 +39,25 @@ def version_position(version: str) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class RawEntry:
-    """One stream entry as storage returns it: an id and text fields, not yet trusted."""
+    """One stream entry as storage returns it: an id and its fields, not yet trusted.
+
+    A field is text or the bytes Redis sent: the codec reads records strictly; ``text``
+    gives names and ids, which need no more than that.
+    """
 
     id: str
-    fields: Mapping[str, str]
+    fields: Mapping[str, str | bytes]
+
+    def text(self, name: str, default: str = "") -> str:
+        """A field as text (bytes that are not UTF-8 replaced): names, versions, counts."""
+        value = self.fields.get(name)
+        if value is None:
+            return default
+        return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
+
+    def size(self) -> int:
+        """Characters (or bytes) in its fields: what an oversized entry is judged by."""
+        return sum(len(key) + len(value) for key, value in self.fields.items())
 
 
 @dataclass(frozen=True)
@@ -52,7 +67,7 @@ class Loaded:
     ``records`` maps a feature to its version and its record as stored (text or bytes).
     """
 
-    records: Mapping[str, tuple[str, str]]
+    records: Mapping[str, tuple[str, str | bytes]]
     head: str
     epoch: str | None
 

@@ -1,20 +1,27 @@
-"""The tail's decisions without I/O: what to do next after each answer from storage."""
+"""The tail: its decisions without I/O (what to do next after each answer from storage), and
+the Follower that carries them out on an App's background threads, for both shells."""
 
 from __future__ import annotations
 
 import logging
 import random
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-from ._codec import encode_record
-from ._core import AppCore
-from ._errors import CodecError
+from ._catalog import CatalogPublisher, catalog_fields
+from ._core import AppCore, Breathe
+from ._exposures import encode_exposures
 from ._stored import Loaded, RawEntry, version_position
 
 __all__ = [
     "MAX_RESEED_ATTEMPTS",
     "Action",
     "CheckEpoch",
+    "Follower",
+    "FollowerStorage",
     "Load",
     "Read",
     "Reseed",
@@ -120,29 +127,28 @@ class Tail:
         elif self.core.state != "live" or self.core.error is not None:
             self.core.set_state("live")
 
-    def on_loaded(self, loaded: Loaded) -> None:
+    def on_loaded(self, loaded: Loaded, breathe: Breathe | None = None) -> None:
+        """``breathe``: called now and then while thousands of features are applied."""
         self.failures = 0
         ahead = self.core.ahead_of(loaded)
         if ahead and self.reseed and self._reseeds_left > 0:
-            items = []
-            for feature, version, record in ahead:
-                try:
-                    items.append((feature, version, encode_record(record)))
-                except CodecError:
-                    continue
-            if items:
-                self._reseeds_left -= 1
-                self.core.confirmed()
-                self.core.set_state(
-                    "stale",
-                    f"the store lacks {len(ahead)} feature(s) this App serves (restarted "
-                    "empty or failed over?); writing them back from this App's snapshot",
-                )
-                self._next = Reseed(tuple(items), loaded.epoch)
-                return
+            # The records go back exactly as this store once had them: nothing to encode,
+            # so nothing an unusual record holds can keep the healthy ones from going back.
+            self._reseeds_left -= 1
+            self.core.confirmed()
+            self.core.set_state(
+                "stale",
+                f"the store lacks {len(ahead)} feature(s) this App serves (restarted "
+                "empty or failed over?); writing them back from this App's snapshot",
+            )
+            self._next = Reseed(tuple(ahead), loaded.epoch)
+            return
         if not ahead:
             self._reseeds_left = MAX_RESEED_ATTEMPTS
-        self.core.apply_loaded(loaded)
+        if breathe is None:
+            self.core.apply_loaded(loaded)
+        else:
+            self.core.apply_loaded(loaded, breathe)
         self.loaded_once = True
         self._healthy()
         self._next = Read(self.core.head, self.block_ms)
@@ -198,3 +204,178 @@ class Tail:
 
     def on_waited(self) -> None:
         self._next = self._after_wait
+
+
+# -- carrying it out -------------------------------------------------------------------
+
+
+class FollowerStorage(Protocol):
+    """What the background threads need from a (sync) storage."""
+
+    namespace: str
+
+    def load(self) -> Loaded: ...
+    def read(self, after: str, block_ms: int) -> list[RawEntry]: ...
+    def get_epoch(self) -> str | None: ...
+    def epoch_and_head(self) -> tuple[str | None, str]: ...
+    def reseed(self, items: Sequence[tuple[str, str, str]], epoch: str | None) -> int | None: ...
+    def add_exposures(self, fields: Mapping[str, str]) -> None: ...
+    def catalog_has(self, identity: str) -> bool: ...
+    def publish_catalog(self, fields: Mapping[str, str]) -> None: ...
+    def block_ms(self, wanted: int) -> int: ...
+    def interrupt(self) -> None: ...
+    def after_fork(self) -> None: ...
+
+
+BREATH_SECONDS = 0.001
+"""Longest stretch of work the tail does before it lets other threads (an event loop) run."""
+EXPOSURE_BATCH = 5_000
+
+
+class _Breather:
+    """Lets other threads run at least every BREATH_SECONDS of the tail's own work.
+
+    The interpreter would switch threads only every 5 ms (sys.getswitchinterval); an App's
+    event loop waiting that long for a full load of 10,000 features to be applied would
+    miss its deadlines. A real sleep, however short, hands the interpreter over.
+    """
+
+    def __init__(self) -> None:
+        self._since = time.perf_counter()
+
+    def __call__(self) -> None:
+        now = time.perf_counter()
+        if now - self._since >= BREATH_SECONDS:
+            time.sleep(0.0001)
+            self._since = time.perf_counter()
+
+
+class Follower:
+    """An App's background work on two daemon threads: the tail (full loads, the change
+    log, epoch checks, re-seeding) and the writer (exposures, the catalog). Both shells use
+    it: evaluations never wait for it, and neither does an event loop."""
+
+    def __init__(
+        self,
+        core: AppCore,
+        storage: FollowerStorage,
+        publisher: CatalogPublisher,
+        *,
+        block_ms: int,
+        reseed: bool,
+        flush_interval: float,
+        advanced: Callable[[], None],
+        loaded: Callable[[], None],
+    ) -> None:
+        """``advanced()``: told after every step of the tail (waiters check the version);
+        ``loaded()``: told after the first full load."""
+        self.core = core
+        self.storage = storage
+        self.publisher = publisher
+        self.block_ms = storage.block_ms(block_ms)
+        self.reseed = reseed
+        self.flush_interval = flush_interval
+        self._advanced = advanced
+        self._loaded = loaded
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def running(self) -> bool:
+        return any(thread.is_alive() for thread in self._threads)
+
+    def start(self) -> None:
+        self._stop = threading.Event()
+        tail = Tail(self.core, block_ms=self.block_ms, reseed=self.reseed)
+        self._threads = [
+            threading.Thread(target=self._tail_loop, args=(tail,), name="feats-tail", daemon=True),
+            threading.Thread(target=self._flush_loop, name="feats-exposures", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        """Ask both threads to end, and cut a blocked read short."""
+        self._stop.set()
+        self.storage.interrupt()
+
+    def join(self, timeout: float) -> bool:
+        """Wait (at most ``timeout``) for both threads; True once they have ended."""
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not self.running
+
+    def _tail_loop(self, tail: Tail) -> None:
+        storage, stop = self.storage, self._stop
+        while not stop.is_set():
+            action = tail.next_action()
+            try:
+                if isinstance(action, Read):
+                    tail.on_entries(storage.read(action.after, action.block_ms))
+                elif isinstance(action, Load):
+                    epoch = self.core.epoch
+                    tail.on_loaded(storage.load(), _Breather())
+                    if self.core.epoch != epoch:
+                        self.publisher.forget()
+                    self._loaded()
+                elif isinstance(action, CheckEpoch):
+                    if action.head:
+                        tail.on_epoch(*storage.epoch_and_head())
+                    else:
+                        tail.on_epoch(storage.get_epoch())
+                elif isinstance(action, Reseed):
+                    tail.on_reseeded(storage.reseed(action.items, action.epoch))
+                elif isinstance(action, Wait):
+                    stop.wait(action.seconds)
+                    tail.on_waited()
+            except Exception as error:
+                if stop.is_set():
+                    break
+                tail.on_error(error)
+            self._advanced()
+
+    def publish(self) -> None:
+        """Publish the declarations for tools that lack the code (the CLI); never fatal."""
+        publisher = self.publisher
+        now = time.time()
+        if not publisher.due(now):
+            return
+        try:
+            identity, document = publisher.entry(_Breather())
+            if publisher.needs_entry(identity) and not self.storage.catalog_has(identity):
+                self.storage.publish_catalog(catalog_fields(identity, document))
+            else:
+                self.storage.publish_catalog(catalog_fields(identity))
+        except Exception as error:
+            publisher.failed(now)
+            logger.warning("feats: could not publish the catalog: %s", error)
+        else:
+            publisher.published(now, identity)
+
+    def flush(self) -> None:
+        """Write the buffered exposures; what cannot be written goes back to the buffer."""
+        buffer = self.core.exposures
+        while len(buffer):
+            batch = buffer.take(EXPOSURE_BATCH)
+            try:
+                self.storage.add_exposures(encode_exposures(batch))
+            except Exception:
+                buffer.put_back(batch)
+                return
+            buffer.written += len(batch)
+
+    def _flush_loop(self) -> None:
+        """The writer: exposures, and the catalog once something was loaded (off the tail,
+        whose connection and time belong to following changes)."""
+        stop = self._stop
+        while not stop.wait(self.flush_interval):
+            self.flush()
+            if self.core.reloads:
+                self.publish()
+
+    def after_fork(self) -> None:
+        """In a forked child: no thread survived; locks another thread held are reset."""
+        self._threads = []
+        self.core.lock = threading.RLock()
+        self.storage.after_fork()

@@ -497,7 +497,7 @@ class ChangeFeed:
 
     def feed(self, entry: RawEntry) -> HistoryEntry | Problem | None:
         """The entry as a change (None: a feature not wanted), or the Problem it has."""
-        feature = entry.fields.get("feature", "")
+        feature = entry.text("feature")
         try:
             record = decode_record(entry.fields.get("record", ""))
         except CodecError as error:

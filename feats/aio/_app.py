@@ -1,33 +1,27 @@
-"""The asyncio App: the core with a tail task, so evaluations never wait on the network."""
+"""The asyncio App: handles whose create() is awaited, on the shared core and Follower."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
-import time
+import threading
 import weakref
 from types import TracebackType
 from typing import Any
 
 from .._base import AppBase
-from .._catalog import CatalogPublisher
 from .._handles import FeatureHandleBase
-from .._layout import encode_exposures
 from .._stored import version_at_least
-from .._tail import CheckEpoch, Load, Read, Reseed, Tail, Wait
 from ._admin import Admin
 from ._storage import MemoryStorage, Storage
 
 __all__ = ["App", "Boolean", "Feature"]
 
-logger = logging.getLogger("feats")
-
 _started: weakref.WeakSet[App] = weakref.WeakSet()
 FORKED = (
-    "this process was forked after start(): the tail task stayed with the parent's event "
-    "loop; call `await app.start()` in the child to follow changes again"
+    "this process was forked after start(): the tail stayed with the parent; call "
+    "`await app.start()` in the child to follow changes again"
 )
 
 
@@ -72,7 +66,9 @@ class Boolean(Feature):
 
 
 class App(AppBase[Feature, Boolean]):
-    """A feats App whose tail is an asyncio task; evaluations never touch the network."""
+    """A feats App for asyncio: evaluations never touch the network, and the background work
+    (following changes, writing exposures) runs on threads of its own, so a busy event loop
+    neither delays a change nor is held up by a full load."""
 
     _allow_async = True
     _feature_handle = Feature
@@ -91,18 +87,17 @@ class App(AppBase[Feature, Boolean]):
         """``reseed``: when the store lost configuration this App still serves (Redis
         restarted empty, a failover lost writes), write it back from the snapshot; with
         False, or if the ACL forbids it, keep serving it and report it as ``diverged``."""
-        super().__init__(exposure_capacity=exposure_capacity)
+        super().__init__(
+            start_timeout=start_timeout,
+            block_ms=block_ms,
+            flush_interval=flush_interval,
+            exposure_capacity=exposure_capacity,
+            reseed=reseed,
+        )
         self.storage: Storage = storage if storage is not None else MemoryStorage()
-        self.start_timeout = start_timeout
-        self.reseed = reseed
-        self.flush_interval = flush_interval
-        self._block_ms = block_ms
-        self.admin = Admin(self)
-        self._catalog = CatalogPublisher(self.registry)
-        self._running = False
-        self._tasks: list[asyncio.Task[None]] = []
-        self._first_load = asyncio.Event()
-        self._advanced = asyncio.Condition()
+        self.admin = Admin(self.storage, self.registry, applied=self._core.apply_write)
+        self._waiters: list[tuple[str, asyncio.Future[None]]] = []
+        self._waiters_lock = threading.Lock()
         self._forked = False
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -111,29 +106,30 @@ class App(AppBase[Feature, Boolean]):
         """Load configuration (waiting at most ``start_timeout``) and start following it.
 
         If storage does not answer in time, defaults answer and the tail keeps retrying.
+        Cancelled, it stops what it started.
         """
         if self._running:
             return self
         self._running = True
-        if self._core.state == "closed":
-            self._core.set_state("initializing")
         self._forked = False
-        self._first_load = asyncio.Event()
-        self._advanced = asyncio.Condition()
+        loop = asyncio.get_running_loop()
+        first: asyncio.Future[None] = loop.create_future()
+        follower = self._follow(
+            self.storage.follower(),
+            advanced=self._wake_waiters,
+            loaded=lambda: _settle_threadsafe(first),
+        )
         _started.add(self)
-        tail = Tail(self._core, block_ms=self.storage.block_ms(self._block_ms), reseed=self.reseed)
-        self._tasks = [
-            asyncio.create_task(self._tail_loop(tail), name="feats-tail"),
-            asyncio.create_task(self._flush_loop(), name="feats-exposures"),
-        ]
         try:
-            await asyncio.wait_for(self._first_load.wait(), self.start_timeout)
+            await asyncio.wait_for(asyncio.shield(first), self.start_timeout)
         except TimeoutError:
-            logger.warning(
-                "feats: no configuration after %.1fs (%s); serving defaults and retrying",
-                self.start_timeout,
-                self._core.error or "no answer",
-            )
+            self._no_configuration_yet()
+        except BaseException:
+            # Cancelled (or wait_for around `async with app`): leave nothing running.
+            self._running = False
+            _started.discard(self)
+            follower.stop()
+            raise
         return self
 
     async def aclose(self) -> None:
@@ -142,20 +138,18 @@ class App(AppBase[Feature, Boolean]):
             return
         self._running = False
         _started.discard(self)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            # Python 3.11's asyncio.wait_for, which redis-py sends commands through, swallows
-            # a cancellation that lands as the send completes: cancel until the task ends.
-            while not task.done():
-                await asyncio.wait({task}, timeout=0.05)
-                task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
-        await self._flush()
-        await self.storage.interrupt()
+        follower = self._follower
+        if follower is not None:
+            follower.stop()
+            # Joined and flushed on a worker thread: the event loop never waits on them.
+            await asyncio.to_thread(follower.join, self._block_ms / 1000 + 1)
+            await asyncio.to_thread(follower.flush)
         self._core.set_state("closed")
+
+    async def flush(self) -> None:
+        """Write the exposures recorded so far now, rather than within ``flush_interval``."""
+        if self._follower is not None:
+            await asyncio.to_thread(self._follower.flush)
 
     async def __aenter__(self) -> App:
         return await self.start()
@@ -172,90 +166,54 @@ class App(AppBase[Feature, Boolean]):
         """Wait until this App has applied every change up to ``version``."""
         if self._forked:
             raise RuntimeError(FORKED)
-        async with self._advanced:
-            try:
-                await asyncio.wait_for(
-                    self._advanced.wait_for(lambda: version_at_least(self._core.head, version)),
-                    timeout,
-                )
-            except TimeoutError:
-                raise TimeoutError(f"version {version} not applied within {timeout}s") from None
-
-    # -- the tasks ---------------------------------------------------------------------
-
-    async def _tail_loop(self, tail: Tail) -> None:
-        storage = self.storage
-        while True:
-            action = tail.next_action()
-            try:
-                if isinstance(action, Read):
-                    tail.on_entries(await storage.read(action.after, action.block_ms))
-                elif isinstance(action, Load):
-                    epoch = self._core.epoch
-                    tail.on_loaded(await storage.load())
-                    if self._core.epoch != epoch:
-                        # Another store (or one that lost everything): publish afresh.
-                        self._catalog = CatalogPublisher(self.registry)
-                    await self._publish_catalog()
-                    self._first_load.set()
-                elif isinstance(action, CheckEpoch):
-                    if action.head and hasattr(storage, "epoch_and_head"):
-                        tail.on_epoch(*await storage.epoch_and_head())
-                    else:
-                        tail.on_epoch(await storage.get_epoch())
-                    await self._publish_catalog()
-                elif isinstance(action, Reseed):
-                    tail.on_reseeded(await storage.reseed(action.items, action.epoch))
-                elif isinstance(action, Wait):
-                    await asyncio.sleep(action.seconds)
-                    tail.on_waited()
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                tail.on_error(error)
-            async with self._advanced:
-                self._advanced.notify_all()
-
-    async def _publish_catalog(self) -> None:
-        """Publish the declarations for tools that lack the code (the CLI); never fatal."""
-        now = time.time()
-        if not self._catalog.due(now):
+        if version_at_least(self._core.head, version):
             return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        with self._waiters_lock:
+            self._waiters.append((version, waiter))
         try:
-            generation, identity, document = self._catalog.entry()
-            await self.storage.publish_catalog(identity, document)
-        except Exception as error:
-            self._catalog.failed(now)
-            logger.warning("feats: could not publish the catalog: %s", error)
-        else:
-            self._catalog.published(now, generation)
+            # Checked again: the tail may have got there between the first look and now.
+            if not version_at_least(self._core.head, version):
+                await asyncio.wait_for(waiter, timeout)
+        except TimeoutError:
+            raise TimeoutError(f"version {version} not applied within {timeout}s") from None
+        finally:
+            with self._waiters_lock:
+                self._waiters = [item for item in self._waiters if item[1] is not waiter]
 
-    async def _flush(self) -> None:
-        buffer = self._core.exposures
-        while len(buffer):
-            batch = buffer.take(5_000)
-            try:
-                await self.storage.add_exposures(encode_exposures(batch))
-            except Exception:
-                buffer.put_back(batch)
-                return
-            buffer.written += len(batch)
-
-    async def _flush_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.flush_interval)
-            await self._flush()
+    def _wake_waiters(self) -> None:
+        """On the tail's thread: settle every wait_for_version the tail has got to."""
+        if not self._waiters:
+            return
+        head = self._core.head
+        with self._waiters_lock:
+            for version, waiter in self._waiters:
+                if version_at_least(head, version):
+                    _settle_threadsafe(waiter)
 
     def _after_fork_in_child(self) -> None:
-        """No task survives fork(): say so loudly (stale, logged) rather than serve a
-        silently frozen snapshot, and let the next start() begin afresh."""
+        """No thread survives fork(), and the parent's event loop is not this process's:
+        say so loudly (stale, logged) rather than serve a silently frozen snapshot, and let
+        the next start() begin afresh."""
         self._running = False
         self._forked = True
-        self._tasks = []
-        after_fork = getattr(self.storage, "after_fork", None)
-        if after_fork is not None:
-            after_fork()
+        self._waiters = []
+        self._waiters_lock = threading.Lock()
+        self.storage.after_fork()
+        if self._follower is not None:
+            self._follower.after_fork()
         self._core.set_state("stale", FORKED)
+
+
+def _settle_threadsafe(waiter: asyncio.Future[None]) -> None:
+    """Resolve a future of some event loop from any thread (nothing if that loop closed)."""
+    with contextlib.suppress(RuntimeError):
+        waiter.get_loop().call_soon_threadsafe(_settle, waiter)
+
+
+def _settle(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _forked_in_child() -> None:

@@ -40,6 +40,8 @@ def serving(sync_redis: redis.Redis, namespace: str) -> Iterator[Serving]:
     app = feats.App(storage=feats.RedisStorage(sync_redis, namespace, block_ms=500))
     handles = declare(app)
     with app:
+        # Published by the App's tail soon after start(); the CLI under test needs it now.
+        app.admin.publish_catalog()
         yield Serving(app, handles)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -15,6 +16,7 @@ import redis
 import feats
 import feats.aio
 from feats._cli import Exit
+from tests.integration._shop import wait_for_catalog
 
 from ._shop import declare, user
 from .conftest import Run, Serving, json_of, written
@@ -185,7 +187,7 @@ def test_experiment_start_exposures_and_stop(serving: Serving, run: Run) -> None
     serving.wait(started)
     for i in range(600):
         priorities.create(user(i))
-    serving.app._flush()
+    serving.app.flush()
 
     report = json_of(run("exposures", "AllowedPriorities", "--json"))
     assert report["total"] == 600
@@ -409,11 +411,12 @@ def test_identical_deploys_share_one_catalog_entry(
 
 
 async def test_an_asyncio_app_publishes_and_follows(
-    async_redis: redis.asyncio.Redis, run: Run, namespace: str
+    async_redis: redis.asyncio.Redis, run: Run, namespace: str, redis_url: str
 ) -> None:
     app = feats.aio.App(storage=feats.aio.RedisStorage(async_redis, namespace, block_ms=500))
     handles = declare(app)
     async with app:
+        await asyncio.to_thread(wait_for_catalog, redis_url, namespace)
         version = written(
             run("set", "PaymentProcessor", "premium", "-w", "Country=CA", "-y", "--json")
         )

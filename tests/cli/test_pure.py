@@ -123,19 +123,32 @@ def test_the_newest_entry_declaring_a_feature_wins() -> None:
     assert drift.kind == "invalid" and "bitcoin" in drift.message
 
 
-def test_the_publisher_republishes_on_new_declarations_hourly_and_backs_off() -> None:
+def test_the_publisher_sends_the_entry_once_then_heartbeats_and_backs_off() -> None:
     app = feats.App()
-    publisher = CatalogPublisher(app.registry, refresh=3600, retry=30)
+    publisher = CatalogPublisher(app.registry, heartbeat=60, retry=30)
     assert not publisher.due(0)  # nothing declared, nothing to publish
     declare(app)
     assert publisher.due(0)
-    generation, _, _ = publisher.entry()
-    publisher.published(0, generation)
+    identity, document = publisher.entry()
+    assert publisher.entry() == (identity, document)  # made once per set of declarations
+    assert publisher.needs_entry(identity)
+    publisher.published(0, identity)
+    assert not publisher.needs_entry(identity)
     assert not publisher.due(10)
-    assert publisher.due(3600)
-    publisher.failed(3600)
-    assert not publisher.due(3629)
-    assert publisher.due(3631)
+    assert publisher.due(60)  # the heartbeat
+    publisher.failed(60)
+    assert not publisher.due(89)
+    assert publisher.due(91)
+    publisher.published(91, identity)
+
+    @app.boolean
+    def Later() -> bool:
+        return False
+
+    assert publisher.due(92)  # new declarations: a new entry
+    assert publisher.entry()[0] != identity
+    publisher.forget()  # another store: it may lack the entry
+    assert publisher.needs_entry(identity)
 
 
 def test_did_you_mean() -> None:

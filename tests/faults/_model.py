@@ -194,6 +194,7 @@ def probing(model: SyncModel, user: User = CANADIAN) -> Iterator[Probe]:
 async def aio_probing(model: AioModel, user: User = CANADIAN) -> AsyncIterator[Probe]:
     """The asyncio probe: a task evaluating between every other task's turns."""
     probe = Probe()
+    evaluated = asyncio.Event()
     checkout = model.Checkout
 
     async def run() -> None:
@@ -203,6 +204,7 @@ async def aio_probing(model: AioModel, user: User = CANADIAN) -> AsyncIterator[P
                 assert checkout.find_implementation(user) in IMPLEMENTATIONS
                 checkout.explain(user)
                 probe.check(answer)
+                evaluated.set()
             except asyncio.CancelledError:
                 raise
             except BaseException as error:
@@ -210,6 +212,9 @@ async def aio_probing(model: AioModel, user: User = CANADIAN) -> AsyncIterator[P
             await asyncio.sleep(0.001)
 
     task = asyncio.create_task(run(), name="probe")
+    # The App follows changes on threads of its own, so the block may never await long
+    # enough for the probe to run: it evaluates at least once before the block starts.
+    await asyncio.wait_for(evaluated.wait(), 5)
     try:
         yield probe
     finally:

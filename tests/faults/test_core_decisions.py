@@ -169,7 +169,7 @@ async def test_memory_storage_wiped_under_running_apps_is_reseeded(shell: str) -
         checkout, _, _ = declare(app)
         version = app.admin.set_state(checkout, canada_gets("express"), author="a", reason="r")
         with app:
-            storage.log = MemoryLog()  # the store lost everything
+            storage.log.clear()  # the store lost everything
             storage.interrupt()
             poll(lambda: app.status.reseeds == 1 and app.status.live, timeout=10, what="reseed")
             assert storage.log.versions == {"Checkout": version}
@@ -182,7 +182,7 @@ async def test_memory_storage_wiped_under_running_apps_is_reseeded(shell: str) -
         aio_checkout, canada_gets("express"), author="a", reason="r"
     )
     async with aio:
-        aio_storage.log = MemoryLog()
+        aio_storage.log.clear()
         await aio_storage.interrupt()
         await apoll(lambda: aio.status.reseeds == 1 and aio.status.live, timeout=10, what="reseed")
         assert aio_storage.log.versions == {"Checkout": version}

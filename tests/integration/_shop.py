@@ -138,3 +138,25 @@ def decode_exposures(entries: list[RawEntry]) -> list[Exposure]:
             (str(f), str(i), str(u), None if v is None else str(v)) for f, i, u, v in batch
         )
     return found
+
+
+def wait_for_catalog(server_url: str, namespace: str, timeout: float = 5.0) -> None:
+    """Wait (bounded) until an App has published its catalog entry: it does so from its
+    writer thread soon after start(), and these tests count what happens afterwards."""
+    import time
+
+    import redis
+
+    from feats._layout import Keys
+    from tests.servers._common import as_str
+
+    client = redis.Redis.from_url(server_url)
+    deadline = time.monotonic() + timeout
+    try:
+        while not any(
+            not as_str(field).startswith("seen:") for field in client.hkeys(Keys(namespace).catalog)
+        ):
+            assert time.monotonic() < deadline, f"no catalog in {namespace} after {timeout}s"
+            time.sleep(0.01)
+    finally:
+        client.close()

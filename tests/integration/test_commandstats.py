@@ -13,15 +13,16 @@ import feats
 import feats.aio
 from tests.servers import RedisServer
 
-from ._shop import declare, rollout_and_experiment, user
+from ._shop import declare, rollout_and_experiment, user, wait_for_catalog
 
 pytestmark = pytest.mark.redis
 
 EVALUATIONS = 10_000
 # What a started App may send while it only evaluates: the tail's blocking read, the epoch
-# check (GET) when a read comes back empty, and the batched exposure writes of experiments.
-# The configuration is written before the App starts, so no reload (EVALSHA) is due.
-TAIL_COMMANDS = {"xread", "get", "xadd"}
+# check (GET) when a read comes back empty, and the batched exposure writes of experiments,
+# whose connection (the tail's own pool, as the tail's is busy blocking) says HELLO when it
+# opens. The configuration is written before the App starts, so no reload (EVAL) is due.
+TAIL_COMMANDS = {"xread", "get", "xadd", "hello"}
 
 
 class Stats:
@@ -71,6 +72,7 @@ async def test_aio_evaluations_issue_no_commands(own_redis: RedisServer) -> None
         version = await app.admin.set_state(name, state, author="test", reason="setup")
     async with app:
         assert app.version == version
+        await asyncio.to_thread(wait_for_catalog, own_redis.url, "stats")
         people = [user(i, ("US", "CA", "GB")[i % 3]) for i in range(EVALUATIONS // 4)]
         stats = Stats(own_redis)
         before = stats.read()
@@ -109,6 +111,7 @@ def test_sync_evaluations_issue_no_commands(own_redis: RedisServer) -> None:
         version = app.admin.set_state(name, state, author="test", reason="setup")
     with app:
         assert app.version == version
+        wait_for_catalog(own_redis.url, "stats-sync")
         people = [user(i, ("US", "CA", "GB")[i % 3]) for i in range(EVALUATIONS // 4)]
         stats = Stats(own_redis)
         before = stats.read()

@@ -17,7 +17,7 @@ import feats
 import feats.aio
 from tests.servers import RedisServer
 
-from ._shop import canada_premium, declare, user
+from ._shop import canada_premium, declare, user, wait_for_catalog
 
 pytestmark = pytest.mark.redis
 
@@ -59,6 +59,7 @@ async def test_aio_app_with_a_short_socket_timeout(own_redis: RedisServer) -> No
     shop = declare(app)
     async with app:
         assert app.status.live
+        await asyncio.to_thread(wait_for_catalog, own_redis.url, "timeouts")
         monitor = Monitor(own_redis)
         connections = monitor.connections_received()
         await asyncio.to_thread(monitor.wait_for_long_block)
@@ -92,6 +93,7 @@ def test_sync_app_with_a_short_socket_timeout(own_redis: RedisServer) -> None:
     shop = declare(app)
     with app:
         assert app.status.live
+        wait_for_catalog(own_redis.url, "timeouts")
         monitor = Monitor(own_redis)
         connections = monitor.connections_received()
         monitor.wait_for_long_block()

@@ -50,7 +50,11 @@ def sync_app(server: fakeredis.FakeServer, namespace: str, decode_responses: boo
 
 def aio_app(server: fakeredis.FakeServer, namespace: str, decode_responses: bool) -> feats.aio.App:
     client = fakeredis.FakeAsyncRedis(server=server, decode_responses=decode_responses)
-    storage = feats.aio.RedisStorage(redis=client, namespace=namespace, block_ms=BLOCK_MS)
+    # fakeredis's asyncio client has no sync twin feats could make: the App's tail gets one.
+    tail = fakeredis.FakeRedis(server=server, decode_responses=decode_responses)
+    storage = feats.aio.RedisStorage(
+        redis=client, namespace=namespace, block_ms=BLOCK_MS, tail_redis=tail
+    )
     return feats.aio.App(storage=storage, start_timeout=5, block_ms=BLOCK_MS)
 
 

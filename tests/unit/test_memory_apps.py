@@ -11,6 +11,7 @@ import pytest
 
 import feats
 import feats.aio
+from feats._memory import MemoryLog
 from feats._stored import Loaded, parse_version
 from tests.unit._models import (
     AcmeProcessor,
@@ -186,8 +187,8 @@ def test_with_starts_and_closes() -> None:
     with app as started:
         assert started is app
         assert app.status.live
-        assert any(thread.is_alive() for thread in app._threads)
-    assert not any(thread.is_alive() for thread in app._threads)
+        assert app._follower is not None and app._follower.running
+    assert not app._follower.running
 
 
 def test_a_closed_app_can_start_again() -> None:
@@ -212,8 +213,8 @@ def test_wait_for_version_times_out() -> None:
 class BlockedStorage(feats.MemoryStorage):
     """A storage that answers nothing to load() until released (a hung Redis)."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, log: MemoryLog | None = None) -> None:
+        super().__init__(log=log)
         self.release = threading.Event()
 
     def load(self) -> Loaded:
@@ -224,8 +225,8 @@ class BlockedStorage(feats.MemoryStorage):
 class FailingStorage(feats.MemoryStorage):
     """A storage whose load() fails until released (Redis down)."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, log: MemoryLog | None = None) -> None:
+        super().__init__(log=log)
         self.release = threading.Event()
 
     def load(self) -> Loaded:
@@ -375,10 +376,9 @@ async def test_aio_start_and_aclose() -> None:
     app = feats.aio.App(storage=feats.aio.MemoryStorage())
     assert await app.start() is app
     assert app.status.state == "live"
-    assert all(not task.done() for task in app._tasks)
-    tasks = list(app._tasks)
+    assert app._follower is not None and app._follower.running
     await app.aclose()
-    assert all(task.done() for task in tasks)
+    assert not app._follower.running
     await app.aclose()  # twice is fine
 
 
@@ -400,24 +400,25 @@ async def test_aio_wait_for_version_times_out() -> None:
 
 
 class AioBlockedStorage(feats.aio.MemoryStorage):
+    """The asyncio App follows changes on its storage's sync follower: that one hangs."""
+
     def __init__(self) -> None:
         super().__init__()
-        self.release = asyncio.Event()
+        self.hung = BlockedStorage(self.log)
+        self.release = self.hung.release
 
-    async def load(self) -> Loaded:
-        await self.release.wait()
-        return await super().load()
+    def follower(self) -> feats.MemoryStorage:
+        return self.hung
 
 
 class AioFailingStorage(feats.aio.MemoryStorage):
     def __init__(self) -> None:
         super().__init__()
-        self.release = asyncio.Event()
+        self.failing = FailingStorage(self.log)
+        self.release = self.failing.release
 
-    async def load(self) -> Loaded:
-        if not self.release.is_set():
-            raise feats.StorageError("Redis load failed: connection refused")
-        return await super().load()
+    def follower(self) -> feats.MemoryStorage:
+        return self.failing
 
 
 @pytest.mark.parametrize("storage_type", [AioBlockedStorage, AioFailingStorage])

@@ -3,8 +3,12 @@
 Adding a public name is a decision: update the pinned list here in the same change.
 """
 
+import ast
 import builtins
+import importlib.util
 import inspect
+import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -143,10 +147,7 @@ def test_exception_tree() -> None:
 RENAMED = {"close": "aclose", "__enter__": "__aenter__", "__exit__": "__aexit__"}
 """Sync names whose asyncio twin is spelled differently."""
 
-SYNC_ONLY: dict[str, set[str]] = {
-    # Threads do not survive fork(); the asyncio shell has no threads to restart.
-    "MemoryStorage": {"after_fork"},
-}
+SYNC_ONLY: dict[str, set[str]] = {}
 DUNDERS = {"__init__", "__call__", "__getattr__", *RENAMED, *RENAMED.values()}
 
 
@@ -209,3 +210,40 @@ def test_the_apps_have_the_same_public_attributes() -> None:
     assert {n for n in vars(sync) if not n.startswith("_")} == {
         n for n in vars(aio) if not n.startswith("_")
     }
+
+
+# -- the generated twins -------------------------------------------------------------------
+
+
+def _unasync_module() -> Any:
+    path = Path(__file__).resolve().parents[2] / "scripts" / "unasync.py"
+    spec = importlib.util.spec_from_file_location("unasync", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+GENERATED = ["Admin", "RedisStorage", "MemoryStorage"]
+
+
+@pytest.mark.parametrize("name", GENERATED)
+def test_generated_methods_are_the_asyncio_ones_without_awaits(name: str) -> None:
+    unasync = _unasync_module()
+    sync_cls, aio_cls = getattr(feats, name), getattr(feats.aio, name)
+    compared = 0
+    for attribute, member in vars(aio_cls).items():
+        if not inspect.isfunction(member):
+            continue
+        expected = unasync.unasync_text(textwrap.dedent(inspect.getsource(member)))
+        actual = textwrap.dedent(inspect.getsource(vars(sync_cls)[attribute]))
+        # The same code, whatever the formatter made of the lines the awaits left.
+        assert ast.dump(ast.parse(actual)) == ast.dump(ast.parse(expected)), (
+            f"feats.{name}.{attribute} is not its asyncio source without the awaits"
+        )
+        compared += 1
+    assert compared >= 10
+
+
+def test_the_generated_files_are_up_to_date() -> None:
+    assert _unasync_module().main(["--check"]) == 0

@@ -1,0 +1,237 @@
+"""How the sync storages do what differs between the shells (waits, WAIT on one connection,
+fork), and what both shells share in talking to redis-py: errors, and the tail's own client.
+
+feats/aio/_io.py has the same names for the asyncio storages; feats/_storage.py, generated
+from feats/aio/_storage.py, imports them from here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import redis
+import redis.asyncio
+import redis.asyncio.cluster
+import redis.asyncio.connection
+import redis.asyncio.sentinel
+import redis.cluster
+import redis.connection
+import redis.sentinel
+from redis.backoff import NoBackoff
+from redis.client import NEVER_DECODE
+from redis.retry import Retry
+
+from ._errors import StorageError
+from ._layout import tail_socket_timeout
+from ._memory import MemoryLog
+from ._stored import RawEntry
+
+if TYPE_CHECKING:
+    from ._storage import RedisStorage
+
+__all__ = [
+    "follower_storage",
+    "forget_connections",
+    "storage_errors",
+    "tail_client",
+    "wait_for_entries",
+    "write_and_wait",
+]
+
+_SAFE_KWARGS = frozenset(
+    {
+        "host",
+        "port",
+        "db",
+        "path",
+        "username",
+        "password",
+        "credential_provider",
+        "socket_connect_timeout",
+        "socket_keepalive",
+        "socket_keepalive_options",
+        "encoding",
+        "encoding_errors",
+        "client_name",
+        "protocol",
+        "health_check_interval",
+        "ssl_keyfile",
+        "ssl_certfile",
+        "ssl_cert_reqs",
+        "ssl_ca_certs",
+        "ssl_ca_data",
+        "ssl_ca_path",
+        "ssl_check_hostname",
+        "ssl_min_version",
+        "ssl_ciphers",
+        "ssl_password",
+    }
+)
+"""Connection settings that mean the same to sync and asyncio redis-py connections; the
+rest (retries, pools, event handlers) belong to the client they came from."""
+
+
+@contextlib.contextmanager
+def storage_errors(what: str) -> Iterator[None]:
+    """redis-py's and the OS's errors as one StorageError that says what failed and how."""
+    try:
+        yield
+    except redis.exceptions.MaxConnectionsError as error:
+        raise StorageError(
+            f"Redis {what}: the client's connection pool is exhausted ({error}); "
+            "give it a larger max_connections",
+            reachable=True,
+        ) from error
+    except redis.ResponseError as error:
+        # Redis answered and refused (NOPERM, WRONGTYPE, a script error): reachable.
+        raise StorageError(f"Redis {what} refused: {error}", reachable=True) from error
+    except (redis.RedisError, OSError) as error:
+        raise StorageError(f"Redis {what} failed: {error}") from error
+
+
+def _sync_connection_class(connection_class: type) -> type:
+    """The sync redis-py connection class of the same kind as an asyncio (or sync) one."""
+    if not issubclass(connection_class, redis.asyncio.connection.AbstractConnection):
+        return connection_class
+    if not connection_class.__module__.startswith("redis.asyncio"):
+        raise StorageError(_NO_TWIN.format(connection_class.__name__))
+    for module, name in (
+        (redis.sentinel, "SentinelManagedSSLConnection"),
+        (redis.sentinel, "SentinelManagedConnection"),
+        (redis.connection, "UnixDomainSocketConnection"),
+        (redis.connection, "SSLConnection"),
+        (redis.connection, "Connection"),
+    ):
+        if connection_class.__name__ == name:
+            found: type = getattr(module, name)
+            return found
+    raise StorageError(
+        _NO_TWIN.format(f"{connection_class.__module__}.{connection_class.__name__}")
+    )
+
+
+_NO_TWIN = (
+    "cannot follow changes through a {}: pass RedisStorage(..., tail_redis=...), a sync "
+    "redis.Redis (or RedisCluster) client for the same server, for the App's tail"
+)
+
+
+def _settings(kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in kwargs.items() if key in _SAFE_KWARGS}
+
+
+def _address(client: Any) -> tuple[str, int]:
+    kwargs = client.connection_pool.connection_kwargs
+    return kwargs["host"], kwargs["port"]
+
+
+def tail_client(client: Any, block_ms: int) -> tuple[Any, bool]:
+    """A sync client for the App's background tail, from the user's (sync or asyncio) one,
+    and whether it is the tail's own (False: shared, its BLOCK fitted to its timeout).
+
+    Its own pool, so a blocking XREAD never takes a connection the application needs and
+    close() can cut it short; a socket timeout above the BLOCK, so a black-holed connection
+    is noticed; no retries, so a fault reaches the tail (stale, backoff) instead of hiding
+    in the client. Plain and Sentinel-managed clients of either shell get one, and so does
+    an asyncio Cluster client (a sync one for the same nodes); a sync Cluster client is
+    shared.
+    """
+    limits: dict[str, Any] = {
+        "socket_timeout": tail_socket_timeout(block_ms),
+        "retry": Retry(NoBackoff(), 0),
+    }
+    if isinstance(client, redis.cluster.RedisCluster):
+        return client, False
+    if isinstance(client, redis.asyncio.cluster.RedisCluster):
+        kwargs = dict(client.connection_kwargs)
+        ssl = "SSL" in getattr(kwargs.get("connection_class"), "__name__", "")
+        node_class: Any = redis.cluster.ClusterNode  # untyped in redis-py
+        # Before its first command an asyncio cluster client knows only its startup nodes.
+        known = client.get_nodes() or list(client.nodes_manager.startup_nodes.values())
+        nodes = [node_class(node.host, node.port) for node in known]
+        twin = redis.cluster.RedisCluster(
+            startup_nodes=nodes, ssl=ssl, **_settings(kwargs), **limits
+        )
+        return twin, True
+    pool: Any = getattr(client, "connection_pool", None)
+    if pool is None or not hasattr(pool, "connection_kwargs"):
+        raise StorageError(_NO_TWIN.format(type(client).__name__))
+    connection_class = _sync_connection_class(pool.connection_class)
+    # A sync client keeps every setting (a subclass may need its own); an asyncio one's are
+    # filtered to those that mean the same to a sync connection.
+    sync = not issubclass(pool.connection_class, redis.asyncio.connection.AbstractConnection)
+    kwargs = dict(pool.connection_kwargs) if sync else _settings(dict(pool.connection_kwargs))
+    for name in limits:
+        kwargs.pop(name, None)
+    kwargs.pop("retry_on_timeout", None)
+    kwargs.pop("connection_pool", None)
+    sentinel_pools = (
+        redis.sentinel.SentinelConnectionPool,
+        redis.asyncio.sentinel.SentinelConnectionPool,
+    )
+    if isinstance(pool, sentinel_pools):
+        manager = pool.sentinel_manager
+        if isinstance(pool, redis.asyncio.sentinel.SentinelConnectionPool):
+            sentinel_class: Any = redis.sentinel.Sentinel  # untyped in redis-py
+            manager = sentinel_class(
+                [_address(sentinel) for sentinel in manager.sentinels],
+                min_other_sentinels=manager.min_other_sentinels,
+                sentinel_kwargs=_settings(dict(manager.sentinel_kwargs)),
+                **_settings(dict(manager.connection_kwargs)),
+            )
+        pool_class: Any = redis.sentinel.SentinelConnectionPool  # untyped in redis-py
+        own: Any = pool_class(
+            pool.service_name,
+            manager,
+            is_master=pool.is_master,
+            check_connection=pool.check_connection,
+            connection_class=connection_class,
+            max_connections=4,
+            **kwargs,
+            **limits,
+        )
+    elif isinstance(pool, redis.ConnectionPool | redis.asyncio.ConnectionPool):
+        own = redis.ConnectionPool(
+            connection_class=connection_class, max_connections=4, **kwargs, **limits
+        )
+    else:
+        raise StorageError(_NO_TWIN.format(type(pool).__name__))
+    return redis.Redis(connection_pool=own), True
+
+
+def follower_storage(
+    client: Any, namespace: str, *, block_ms: int, tail_redis: Any | None = None
+) -> RedisStorage:
+    """The sync storage an App's background threads use: on the tail's own client."""
+    from ._storage import RedisStorage
+
+    own, owned = (tail_redis, True) if tail_redis is not None else tail_client(client, block_ms)
+    return RedisStorage(own, namespace, block_ms=block_ms, owned=owned)
+
+
+def wait_for_entries(log: MemoryLog, after: str, block_ms: int) -> list[RawEntry]:
+    """A blocking read of an in-memory log, as XREAD BLOCK would."""
+    return log.wait(after, block_ms)
+
+
+def write_and_wait(client: Any, commands: list[tuple[Any, ...]]) -> tuple[Any, Any]:
+    """The write script and WAIT on one connection: WAIT counts that connection's writes."""
+    if hasattr(client, "get_node_from_key"):
+        # Cluster: the master of our one slot, through its own single-node client.
+        client = client.get_node_from_key(commands[0][3]).redis_connection
+    with client.pipeline(transaction=False) as pipe:
+        for command in commands:
+            pipe.execute_command(*command, **{NEVER_DECODE: True})
+        reply, acked = pipe.execute()
+    return reply, acked
+
+
+def forget_connections(client: Any) -> list[Any]:
+    """In a forked child: drop the connections inherited from the parent (redis-py notices
+    the new pid too; doing it here keeps a child from ever reading the parent's replies)."""
+    pool: Any = getattr(client, "connection_pool", None)
+    if pool is not None:
+        pool.reset()
+    return []

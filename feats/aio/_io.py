@@ -1,0 +1,67 @@
+"""How the asyncio storages do what differs between the shells: waits, WAIT on one
+connection, fork. feats/_io.py has the same names for the sync storages, generated from
+the asyncio ones."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis.client import NEVER_DECODE
+
+from .._io import follower_storage, storage_errors, tail_client
+from .._memory import MemoryLog
+from .._stored import RawEntry
+
+__all__ = [
+    "follower_storage",
+    "forget_connections",
+    "storage_errors",
+    "tail_client",
+    "wait_for_entries",
+    "write_and_wait",
+]
+
+
+async def wait_for_entries(log: MemoryLog, after: str, block_ms: int) -> list[RawEntry]:
+    """A read of an in-memory log that waits like XREAD BLOCK, without blocking the loop."""
+    return await log.wait_async(after, block_ms)
+
+
+async def write_and_wait(client: Any, commands: list[tuple[Any, ...]]) -> tuple[Any, Any]:
+    """The write script and WAIT on one connection: WAIT counts that connection's writes."""
+    if not hasattr(client, "get_node_from_key"):
+        async with client.pipeline(transaction=False) as pipe:
+            for command in commands:
+                pipe.execute_command(*command, **{NEVER_DECODE: True})
+            reply, acked = await pipe.execute()
+        return reply, acked
+    # Cluster: both on one connection to the master of our one slot.
+    node = client.get_node_from_key(commands[0][3])
+    connection = node.acquire_connection()
+    try:
+        await connection.send_packed_command(connection.pack_commands(commands))
+        reply = await connection.read_response(disable_decoding=True)
+        acked = await connection.read_response(disable_decoding=True)
+    except BaseException:
+        await connection.disconnect()
+        raise
+    finally:
+        node.release(connection)
+    if isinstance(reply, Exception):
+        raise reply
+    return reply, acked
+
+
+def forget_connections(client: Any) -> list[Any]:
+    """In a forked child: forget the connections inherited from the parent, unclosed.
+
+    Their transports belong to the parent's event loop; reusing or closing them here could
+    corrupt the parent's streams. They are returned to be kept referenced, never closed.
+    """
+    pool: Any = getattr(client, "connection_pool", None)
+    if pool is None or not hasattr(pool, "_available_connections"):
+        return []
+    kept = [pool._available_connections, list(pool._in_use_connections)]
+    reset: Any = pool.reset  # untyped in redis-py
+    reset()
+    return kept
