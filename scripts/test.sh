@@ -23,6 +23,8 @@ then
     done
 fi
 
+echo "==> the sync twins are generated from feats/aio/ (scripts/unasync.py --check)"
+.venv/bin/python scripts/unasync.py --check
 echo "==> ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
