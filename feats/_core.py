@@ -14,7 +14,7 @@ from ._codec import MAX_RECORD_BYTES, Record, decode_record
 from ._declarations import Registry
 from ._errors import CodecError
 from ._exposures import ExposureBuffer
-from ._layout import OVERSIZED
+from ._layout import MAX_EPOCH_BYTES, OVERSIZED
 from ._snapshot import CompiledFeature, Evaluation
 from ._state import Experiment, FeatureState, state_issues
 from ._stored import (
@@ -175,6 +175,7 @@ class AppCore:
         self.reloads = 0
         self.reseeds = 0
         self.diverged: set[str] = set()
+        self._refused_epoch: str | None = None
         self.started = False
         """Whether start() was ever called: an App evaluated before it says so, once."""
         self._warned: set[tuple[str, str]] = set()
@@ -222,6 +223,18 @@ class AppCore:
     def confirmed(self) -> None:
         """Storage answered: this App holds the stream head as of now."""
         self.confirmed_at = time.time()
+
+    def note_epoch(self, epoch: str | None) -> None:
+        """Report (once per value) an epoch key too large to be one: it was not read."""
+        if epoch is None or epoch == self._refused_epoch:
+            return
+        size = _oversized(epoch)
+        if size is not None:
+            self._refused_epoch = epoch
+            self.report(
+                "the store's epoch",
+                f"its key holds {size} bytes, over {MAX_EPOCH_BYTES}: refused, not read",
+            )
 
     def _effective(self, now: float) -> tuple[StatusName, str | None]:
         """The state, counting a live App that has heard nothing for too long as stale.

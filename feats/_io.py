@@ -211,6 +211,10 @@ def follower_storage(
     return RedisStorage(own, namespace, block_ms=block_ms, owned=owned)
 
 
+def check_loop(owner: Any) -> None:
+    """Nothing to check: a sync client belongs to no event loop."""
+
+
 def wait_for_entries(log: MemoryLog, after: str, block_ms: int) -> list[RawEntry]:
     """A blocking read of an in-memory log, as XREAD BLOCK would."""
     return log.wait(after, block_ms)

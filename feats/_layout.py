@@ -15,8 +15,10 @@ from ._stored import Loaded, RawEntry
 __all__ = [
     "CURRENT_SCRIPT",
     "DEFAULT_NAMESPACE",
+    "EPOCH_SCRIPT",
     "HEAD_SCRIPT",
     "LOAD_SCRIPT",
+    "MAX_EPOCH_BYTES",
     "OVERSIZED",
     "RESEED_SCRIPT",
     "WRITE_SCRIPT",
@@ -101,11 +103,32 @@ class Keys:
         return f"{self.prefix}history:{feature}"
 
 
+# Lua shared by the write scripts: every key must be of its type (or absent) before anything
+# is written, so a script never fails half-way through (Redis does not roll back a script).
+CHECK_TYPES = """
+local function check_types(expected)
+  for key, kind in pairs(expected) do
+    local found = redis.call('TYPE', key).ok
+    if found ~= 'none' and found ~= kind then
+      return redis.error_reply('WRONGTYPE feats key ' .. key .. ' is a ' .. found
+        .. ', not a ' .. kind .. ': nothing was written')
+    end
+  end
+  return nil
+end
+"""
+
 # KEYS: log, states, versions, history, epoch
 # ARGV: feature, expected version ("*" = any, "" = must not exist yet), record, epoch
 #       candidate, log maxlen, history maxlen
-# Returns {1, new version} or {0, current version}.
-WRITE_SCRIPT = """
+# Returns {1, new version} or {0, current version}; an error, having written nothing, if a
+# key has the wrong type.
+WRITE_SCRIPT = (
+    CHECK_TYPES
+    + """
+local wrong = check_types({[KEYS[1]] = 'stream', [KEYS[2]] = 'hash', [KEYS[3]] = 'hash',
+  [KEYS[4]] = 'stream', [KEYS[5]] = 'string'})
+if wrong then return wrong end
 local feature, expected = ARGV[1], ARGV[2]
 local current = redis.call('HGET', KEYS[3], feature) or ''
 if expected ~= '*' and current ~= expected then
@@ -121,17 +144,39 @@ local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], '*',
   'feature', feature, 'record', ARGV[3], 'prev', prev)
 redis.call('HSET', KEYS[2], feature, ARGV[3])
 redis.call('HSET', KEYS[3], feature, id)
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], id, 'record', ARGV[3])
+-- The history's own id could be ahead of the log's (a hand edit): never fail here.
+local added = redis.pcall('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], id, 'record', ARGV[3])
+if type(added) == 'table' and added.err then
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'record', ARGV[3])
+end
 return {1, id}
 """
+)
 
 # KEYS: log, states, versions, epoch. One atomic read of everything an App needs to start.
 # ARGV[1] (optional): the largest record to send; a larger one comes back as
 # "oversized:<bytes>" (OVERSIZED), so a huge hand-written value stays in Redis instead of
 # reaching every App at every load.
 OVERSIZED = "oversized:"
-"""What LOAD_SCRIPT sends instead of a record over its size limit, followed by its size."""
-LOAD_SCRIPT = """
+"""What the scripts send instead of a value too large to send, followed by its size."""
+MAX_EPOCH_BYTES = 64
+"""An epoch is a short token; a longer value in its key is refused, not read."""
+
+# The epoch, or OVERSIZED and its size: an App checks it after every idle BLOCK, and must
+# not read megabytes there each time. STRLEN looks at the size without copying the value.
+EPOCH_LUA = f"""
+local function EPOCH(key)
+  local size = redis.call('STRLEN', key)
+  if size > {MAX_EPOCH_BYTES} then return '{OVERSIZED}' .. size end
+  return redis.call('GET', key)
+end
+"""
+
+# KEYS: epoch.
+EPOCH_SCRIPT = EPOCH_LUA + "return EPOCH(KEYS[1])"
+LOAD_SCRIPT = (
+    EPOCH_LUA
+    + """
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local head = '0-0'
 if #last > 0 then head = last[1][1] end
@@ -143,8 +188,9 @@ if limit then
     if size > limit then states[i] = 'oversized:' .. size end
   end
 end
-return {head, redis.call('GET', KEYS[4]), states, redis.call('HGETALL', KEYS[3])}
+return {head, EPOCH(KEYS[4]), states, redis.call('HGETALL', KEYS[3])}
 """
+)
 
 
 def text(value: Any) -> str:
@@ -215,12 +261,15 @@ def new_epoch() -> str:
 
 # KEYS: log, epoch. The store's epoch and its last log id, in one round trip; cheap enough
 # for every idle BLOCK (the last entry itself stays in Redis).
-HEAD_SCRIPT = """
+HEAD_SCRIPT = (
+    EPOCH_LUA
+    + """
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local head = '0-0'
 if #last > 0 then head = last[1][1] end
-return {redis.call('GET', KEYS[2]), head}
+return {EPOCH(KEYS[2]), head}
 """
+)
 
 
 def parse_head(reply: Any) -> tuple[str | None, str]:
@@ -314,7 +363,9 @@ def tail_socket_timeout(block_ms: int) -> float:
 # as the log entry id where the log allows (else a new one), all in one atomic step and only
 # if the epoch is still the one the caller saw: of many Apps finding the same empty store,
 # exactly one writes. Returns {1, epoch, items written} or {0, current epoch or ""}.
-RESEED_SCRIPT = """
+RESEED_SCRIPT = (
+    CHECK_TYPES
+    + """
 local function position(id)
   local ms, seq = string.match(id or '', '^(%d+)-(%d+)$')
   if not ms then return nil end
@@ -334,6 +385,11 @@ local function add(key, maxlen, id, ...)
   end
   return added
 end
+local expected = {[KEYS[1]] = 'stream', [KEYS[2]] = 'hash', [KEYS[3]] = 'hash',
+  [KEYS[4]] = 'string'}
+for k = 5, #KEYS do expected[KEYS[k]] = 'stream' end
+local wrong = check_types(expected)
+if wrong then return wrong end
 local epoch = redis.call('GET', KEYS[4])
 if (ARGV[1] == '' and epoch) or (ARGV[1] ~= '' and epoch ~= ARGV[1]) then
   return {0, epoch or ''}
@@ -367,6 +423,7 @@ while i <= #ARGV do
 end
 return {1, epoch, written}
 """
+)
 
 
 def reseed_call(

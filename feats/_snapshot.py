@@ -3,6 +3,7 @@ explanation of a decision that both ``explain()`` and the admin's explain give."
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ __all__ = [
     "Evaluation",
     "MissingSegment",
     "SegmentFailed",
+    "error_text",
     "explain_state",
     "explain_values",
 ]
@@ -184,8 +186,22 @@ def explain_values(
 
 
 def _raised(failed: SegmentFailed) -> str:
-    error = failed.error
-    return f"segment {failed.segment} raised {type(error).__name__}: {error}"
+    return f"segment {failed.segment} raised {error_text(failed.error)}"
+
+
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_NUMBER = re.compile(r"\d{6,}")
+MAX_ERROR_TEXT = 80
+
+
+def error_text(error: BaseException) -> str:
+    """An exception raised by user code (a segment), as logs and explanations show it: its
+    type and at most MAX_ERROR_TEXT characters of its message, with what looks like an
+    e-mail address or a long number (an account, a card, a phone) masked."""
+    message = _NUMBER.sub("<number>", _EMAIL.sub("<email>", str(error)))
+    if len(message) > MAX_ERROR_TEXT:
+        message = message[: MAX_ERROR_TEXT - 3] + "..."
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
 @dataclass(frozen=True, slots=True)
@@ -443,7 +459,7 @@ class CompiledFeature:
             warn(
                 name,
                 f"raised:{type(error).__name__}",
-                f"a segment raised {type(error).__name__}: {error}",
+                f"a segment raised {error_text(error)}",
             )
             return default
 

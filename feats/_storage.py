@@ -14,6 +14,7 @@ from redis.client import NEVER_DECODE
 
 from ._errors import StorageError
 from ._io import (
+    check_loop,
     follower_storage,
     forget_connections,
     storage_errors,
@@ -23,6 +24,7 @@ from ._io import (
 from ._layout import (
     CURRENT_SCRIPT,
     DEFAULT_NAMESPACE,
+    EPOCH_SCRIPT,
     EXPOSURES_MAXLEN,
     HEAD_SCRIPT,
     LOAD_SCRIPT,
@@ -190,11 +192,14 @@ class RedisStorage:
         self._follower: RedisStorage | None = None
         self._abandoned: list[Any] = []
         self._eval_ro_known = True
+        self._loop: Any = None
+        """The event loop an asyncio client was first used on, the one it works on."""
 
     def _raw(self, what: str, *args: Any) -> Any:
         """A command whose reply stays bytes, whatever the client's decode_responses: the
         codec decodes it strictly, and a decoding client would fail on bytes that are not
         UTF-8 at every read, so the tail would never get past such an entry."""
+        check_loop(self)
         with storage_errors(what):
             return self.redis.execute_command(*args, **{NEVER_DECODE: True})
 
@@ -229,7 +234,7 @@ class RedisStorage:
         return parse_xread(self._raw("read", "XREAD", *args))
 
     def get_epoch(self) -> str | None:
-        value = self._raw("epoch", "GET", self.keys.epoch)
+        value = self._eval_ro("epoch", EPOCH_SCRIPT, [self.keys.epoch], [])
         return None if value is None else text(value)
 
     def epoch_and_head(self) -> tuple[str | None, str]:
@@ -249,6 +254,7 @@ class RedisStorage:
             ("EVAL", WRITE_SCRIPT, len(keys), *keys, *args),
             ("WAIT", self.wait_for_replicas, self.wait_timeout_ms),
         ]
+        check_loop(self)
         with storage_errors("write"):
             reply, acked = write_and_wait(self.redis, commands)
         written, version = parse_write(reply)
@@ -322,3 +328,4 @@ class RedisStorage:
         """In a forked child: forget the connections inherited from the parent (the App
         resets its follower's itself)."""
         self._abandoned += forget_connections(self.redis)
+        self._loop = None

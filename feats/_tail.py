@@ -130,6 +130,7 @@ class Tail:
     def on_loaded(self, loaded: Loaded, breathe: Breathe | None = None) -> None:
         """``breathe``: called now and then while thousands of features are applied."""
         self.failures = 0
+        self.core.note_epoch(loaded.epoch)
         ahead = self.core.ahead_of(loaded)
         if ahead and self.reseed and self._reseeds_left > 0:
             # The records go back exactly as this store once had them: nothing to encode,
@@ -180,6 +181,7 @@ class Tail:
     def on_epoch(self, epoch: str | None, head: str | None = None) -> None:
         """``head``: the store's last log id, if the storage can tell (None: unknown)."""
         self.failures = 0
+        self.core.note_epoch(epoch)
         behind = head is not None and version_position(head) < version_position(self.core.head)
         if epoch != self.core.epoch or behind:
             # Replaced, or behind what this App applied: it lost writes. A full load

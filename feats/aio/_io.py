@@ -4,15 +4,18 @@ the asyncio ones."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from redis.client import NEVER_DECODE
 
+from .._errors import FeatsError
 from .._io import follower_storage, storage_errors, tail_client
 from .._memory import MemoryLog
 from .._stored import RawEntry
 
 __all__ = [
+    "check_loop",
     "follower_storage",
     "forget_connections",
     "storage_errors",
@@ -65,3 +68,23 @@ def forget_connections(client: Any) -> list[Any]:
     reset: Any = pool.reset  # untyped in redis-py
     reset()
     return kept
+
+
+def check_loop(owner: Any) -> None:
+    """Refuse, clearly, to use a redis.asyncio client on another event loop than its first.
+
+    Its connections belong to the loop they were opened on: on a closed one they fail with
+    "Event loop is closed", on another running one they hang or worse (a crash under
+    uvloop). The App itself follows changes on threads and works under any loop.
+    """
+    loop = asyncio.get_running_loop()
+    first = owner._loop
+    if first is None:
+        owner._loop = loop
+    elif first is not loop:
+        state = "closed" if first.is_closed() else "another one, still running"
+        raise FeatsError(
+            f"this RedisStorage's redis.asyncio client was first used on another event loop "
+            f"({state}) and cannot be used on this one: make the client and the storage "
+            "inside the loop that uses them (one asyncio.run for their whole life)"
+        )

@@ -17,6 +17,7 @@ from .._errors import StorageError
 from .._layout import (
     CURRENT_SCRIPT,
     DEFAULT_NAMESPACE,
+    EPOCH_SCRIPT,
     EXPOSURES_MAXLEN,
     HEAD_SCRIPT,
     LOAD_SCRIPT,
@@ -43,6 +44,7 @@ from .._layout import (
 from .._memory import MemoryLog
 from .._stored import Loaded, RawEntry
 from ._io import (
+    check_loop,
     follower_storage,
     forget_connections,
     storage_errors,
@@ -191,11 +193,14 @@ class RedisStorage:
         self._follower: sync.RedisStorage | None = None
         self._abandoned: list[Any] = []
         self._eval_ro_known = True
+        self._loop: Any = None
+        """The event loop an asyncio client was first used on, the one it works on."""
 
     async def _raw(self, what: str, *args: Any) -> Any:
         """A command whose reply stays bytes, whatever the client's decode_responses: the
         codec decodes it strictly, and a decoding client would fail on bytes that are not
         UTF-8 at every read, so the tail would never get past such an entry."""
+        check_loop(self)
         with storage_errors(what):
             return await self.redis.execute_command(*args, **{NEVER_DECODE: True})
 
@@ -230,7 +235,7 @@ class RedisStorage:
         return parse_xread(await self._raw("read", "XREAD", *args))
 
     async def get_epoch(self) -> str | None:
-        value = await self._raw("epoch", "GET", self.keys.epoch)
+        value = await self._eval_ro("epoch", EPOCH_SCRIPT, [self.keys.epoch], [])
         return None if value is None else text(value)
 
     async def epoch_and_head(self) -> tuple[str | None, str]:
@@ -250,6 +255,7 @@ class RedisStorage:
             ("EVAL", WRITE_SCRIPT, len(keys), *keys, *args),
             ("WAIT", self.wait_for_replicas, self.wait_timeout_ms),
         ]
+        check_loop(self)
         with storage_errors("write"):
             reply, acked = await write_and_wait(self.redis, commands)
         written, version = parse_write(reply)
@@ -323,3 +329,4 @@ class RedisStorage:
         """In a forked child: forget the connections inherited from the parent (the App
         resets its follower's itself)."""
         self._abandoned += forget_connections(self.redis)
+        self._loop = None

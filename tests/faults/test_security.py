@@ -38,7 +38,7 @@ def app_acl(namespace: str, password: str) -> str:
     return (
         f"user feats-app on >{password} resetkeys resetchannels -@all "
         "+ping +hello +auth +client|setname "
-        "+eval_ro +xread +xrange +xrevrange +get +hget +hexists +hgetall +xadd +hset "
+        "+eval_ro +xread +xrange +xrevrange +get +strlen +hget +hexists +hgetall +xadd +hset "
         f"%R~{prefix}* %W~{prefix}exposures %W~{prefix}catalog"
     )
 
@@ -48,7 +48,7 @@ def admin_acl(namespace: str, password: str) -> str:
     return (
         f"user feats-admin on >{password} resetkeys resetchannels -@all "
         "+ping +hello +auth +client|setname "
-        "+eval +eval_ro +xread +xrange +xrevrange +get +set +exists +hget +hgetall "
+        "+eval +eval_ro +xread +xrange +xrevrange +get +strlen +set +exists +type +hget +hgetall "
         "+xadd +hset +wait "
         f"~feats:{{{namespace}}}:*"
     )

@@ -19,10 +19,11 @@ pytestmark = pytest.mark.redis
 
 EVALUATIONS = 10_000
 # What a started App may send while it only evaluates: the tail's blocking read, the epoch
-# check (GET) when a read comes back empty, and the batched exposure writes of experiments,
-# whose connection (the tail's own pool, as the tail's is busy blocking) says HELLO when it
-# opens. The configuration is written before the App starts, so no reload (EVAL) is due.
-TAIL_COMMANDS = {"xread", "get", "xadd", "hello"}
+# check when a read comes back empty (a read-only script: EVAL_RO, and the STRLEN and GET it
+# runs), and the batched exposure writes of experiments, whose connection (the tail's own
+# pool, as the tail's is busy blocking) says HELLO when it opens. The configuration is
+# written before the App starts, so no reload is due.
+TAIL_COMMANDS = {"xread", "eval_ro", "strlen", "get", "xadd", "hello"}
 
 
 class Stats:
