@@ -58,8 +58,7 @@ def __getattr__(name: str) -> Any:
         if (error.name or "").split(".")[0] not in WEB_PACKAGES:
             raise
         raise ImportError(
-            f"feats.web needs the 'web' extra: pip install 'feats[web]' "
-            f"(missing: {error.name})"
+            f"feats.web needs the 'web' extra: pip install 'feats[web]' (missing: {error.name})"
         ) from error
     value = getattr(module, name)
     globals()[name] = value

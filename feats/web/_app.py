@@ -43,7 +43,7 @@ __all__ = ["AuthHook", "create_app"]
 
 logger = logging.getLogger("feats.web")
 
-AuthHook: TypeAlias = Callable[[Request], "Principal | None | Awaitable[Principal | None]"]
+AuthHook: TypeAlias = Callable[[Request], "Principal | Awaitable[Principal | None] | None"]
 """Who is asking: a Principal, or None (not signed in). Sync hooks run in a thread."""
 
 HERE = Path(__file__).parent
@@ -111,7 +111,9 @@ class _Web:
             state = self._loops[loop] = _Loop(asyncio.Semaphore(PAGE_READS))
         return state
 
-    def url(self, request: Request, name: str, query: Mapping[str, str] | None = None, **path: str) -> str:
+    def url(
+        self, request: Request, name: str, query: Mapping[str, str] | None = None, **path: str
+    ) -> str:
         root = str(request.scope.get("root_path", "")).rstrip("/")
         found = root + str(self.router.url_path_for(name, **path))
         if query:
@@ -169,7 +171,9 @@ class _Web:
                 if inspect.isawaitable(found):
                     found = await found
             if found is not None and not isinstance(found, Principal):
-                raise TypeError(f"the auth hook must return a feats.web.Principal or None, got {found!r}")
+                raise TypeError(
+                    f"the auth hook must return a feats.web.Principal or None, got {found!r}"
+                )
             return found
         assert self.users is not None
         name = session_of(request.scope).user
@@ -185,7 +189,13 @@ class _Web:
                 assert self.login_url is not None
                 target = self.login_url
             return RedirectResponse(target, status_code=303)
-        return self.error(request, None, 401, "Not signed in", "Sign in to use the feats admin: nothing was changed.")
+        return self.error(
+            request,
+            None,
+            401,
+            "Not signed in",
+            "Sign in to use the feats admin: nothing was changed.",
+        )
 
     def error(
         self, request: Request, principal: Principal | None, status: int, title: str, message: str
@@ -250,7 +260,9 @@ class _Web:
 
     # -- reading pages -----------------------------------------------------------------
 
-    async def overview(self, request: Request, principal: Principal, _: FormData | None) -> Response:
+    async def overview(
+        self, request: Request, principal: Principal, _: FormData | None
+    ) -> Response:
         configured = await self.admin.configurations()
         catalog = await self.admin.catalog()
         registry = catalog.registry()
@@ -287,7 +299,9 @@ class _Web:
             version=head,
         )
 
-    async def _feature(self, name: str) -> tuple[str, feats.Registry, feats.Change | None, feats.Catalog]:
+    async def _feature(
+        self, name: str
+    ) -> tuple[str, feats.Registry, feats.Change | None, feats.Catalog]:
         catalog = await self.admin.catalog()
         registry = catalog.registry()
         configured = await self.admin.configurations()
@@ -301,7 +315,9 @@ class _Web:
         implementations = list(declaration.implementations) if declaration else []
         state = None if change is None else change.state
         count, seen, live = views.deploys(catalog, name)
-        drift = [d for d in await self.admin.drift() if d.feature == name and d.kind != "unconfigured"]
+        drift = [
+            d for d in await self.admin.drift() if d.feature == name and d.kind != "unconfigured"
+        ]
         return self.render(
             request,
             "feature.html",
@@ -411,12 +427,17 @@ class _Web:
             version="" if change is None else change.version,
         )
 
-    async def exposures(self, request: Request, principal: Principal, _: FormData | None) -> Response:
+    async def exposures(
+        self, request: Request, principal: Principal, _: FormData | None
+    ) -> Response:
         name, registry, change, _catalog = await self._feature(request.path_params["feature"])
         by_value = request.query_params.get("by_value") == "1"
         report = await self.admin.exposures(name, by_value=by_value)
         declaration = registry.features.get(name)
-        order = {impl: i % views.COLORS for i, impl in enumerate(declaration.implementations if declaration else [])}
+        order = {
+            impl: i % views.COLORS
+            for i, impl in enumerate(declaration.implementations if declaration else [])
+        }
         return self.render(
             request,
             "exposures.html",
@@ -470,7 +491,13 @@ class _Web:
         if kind not in ("route", "rollout", "experiment", "stop"):
             return self.error(request, principal, 404, "Not found", f"There is no {kind!r} editor.")
         if not principal.can_edit:
-            return self.error(request, principal, 403, "Forbidden", f"{principal.name} is a viewer: viewers can look, not change.")
+            return self.error(
+                request,
+                principal,
+                403,
+                "Forbidden",
+                f"{principal.name} is a viewer: viewers can look, not change.",
+            )
         form = EditForm.from_fields(request.query_params.multi_items(), kind=kind)
         return await self._editor(request, principal, form, None)
 
@@ -485,7 +512,8 @@ class _Web:
                 principal,
                 400,
                 f"No App declares {name}",
-                "Changes are checked against what the Apps declare; this feature can only be reset.",
+                "Changes are checked against what the Apps declare: this feature can only "
+                "be reset.",
             )
         state = None if change is None else change.state
         version = "" if change is None else change.version
@@ -496,10 +524,21 @@ class _Web:
             unbounded = [s for s, _doc, options in segments if options is None]
             form.by = unbounded[0] if unbounded else (segments[0][0] if segments else "")
         if form.kind in ("rollout", "experiment") and not form.weights:
-            form.weights = {impl: ("100" if impl == declaration.default else "0") for impl in declaration.implementations}
+            form.weights = {
+                impl: ("100" if impl == declaration.default else "0")
+                for impl in declaration.implementations
+            }
+        weight_rows = []
         if form.kind in ("rollout", "experiment"):
+            # A rule's own order first (its weights read the same afterwards), then the rest.
             for impl in declaration.implementations:
                 form.weights.setdefault(impl, "0")
+            colors = {impl: i % views.COLORS for i, impl in enumerate(declaration.implementations)}
+            weight_rows = [
+                (declaration.implementations[impl], colors[impl], value)
+                for impl, value in form.weights.items()
+                if impl in declaration.implementations
+            ]
         return self.render(
             request,
             "edit.html",
@@ -511,9 +550,7 @@ class _Web:
                 "state": state,
                 "rows": views.rule_rows(state, list(declaration.implementations)),
                 "error": error,
-                "experiments": [
-                    row for row in views.rule_rows(state, list(declaration.implementations)) if row.kind == "experiment"
-                ],
+                "weight_rows": weight_rows,
             },
             principal=principal,
             status=400 if error else 200,
@@ -529,7 +566,9 @@ class _Web:
         history = await self._history_states(name) if form.kind == "rollback" else None
         return form.edit(history)
 
-    async def preview(self, request: Request, principal: Principal, data: FormData | None) -> Response:
+    async def preview(
+        self, request: Request, principal: Principal, data: FormData | None
+    ) -> Response:
         assert data is not None
         form = EditForm.from_fields(_items(data))
         return await self._preview(request, principal, form, None)
@@ -537,9 +576,15 @@ class _Web:
     async def _preview(
         self, request: Request, principal: Principal, form: EditForm, error: str | None
     ) -> Response:
-        name, registry, change, _catalog = await self._feature(request.path_params["feature"])
+        name, registry, _change, _catalog = await self._feature(request.path_params["feature"])
         if form.kind not in KINDS:
-            return self.error(request, principal, 400, "Unknown change", f"There is no change of kind {form.kind!r}.")
+            return self.error(
+                request,
+                principal,
+                400,
+                "Unknown change",
+                f"There is no change of kind {form.kind!r}.",
+            )
         try:
             edit = await self._edit_of(name, form)
             plan = await self.admin.preview(name, edit)
@@ -558,7 +603,9 @@ class _Web:
                 "edit": edit,
                 "plan": plan,
                 "rows_after": views.rule_rows(plan.after, implementations),
-                "summary_after": views.summary(plan.after, declaration.default if declaration else None),
+                "summary_after": views.summary(
+                    plan.after, declaration.default if declaration else None
+                ),
                 "error": error,
                 "back": self._back_url(request, name, form),
             },
@@ -576,13 +623,19 @@ class _Web:
             return self.url(request, "history", feature=name)
         return self.url(request, "feature", feature=name)
 
-    async def _back(self, request: Request, principal: Principal, form: EditForm, error: str) -> Response:
+    async def _back(
+        self, request: Request, principal: Principal, form: EditForm, error: str
+    ) -> Response:
         """The form again with what is wrong; buttons without a form go to their page."""
         if form.kind in ("route", "rollout", "experiment", "stop"):
             return await self._editor(request, principal, form, error)
-        return self.error(request, principal, 400, "This change cannot be made", f"{error}. Nothing was changed.")
+        return self.error(
+            request, principal, 400, "This change cannot be made", f"{error}. Nothing was changed."
+        )
 
-    async def apply(self, request: Request, principal: Principal, data: FormData | None) -> Response:
+    async def apply(
+        self, request: Request, principal: Principal, data: FormData | None
+    ) -> Response:
         assert data is not None
         name, _registry, _change, _catalog = await self._feature(request.path_params["feature"])
         form = EditForm.from_fields(_items(data))
@@ -605,7 +658,9 @@ class _Web:
             if isinstance(problem, feats.StorageError):
                 raise
             return await self._back(request, principal, form, str(problem))
-        logger.info("feats.web: %s changed %s to version %s: %s", principal.name, name, version, reason)
+        logger.info(
+            "feats.web: %s changed %s to version %s: %s", principal.name, name, version, reason
+        )
         session_of(request.scope).flash(f"{name} is now at version {version}: {edit.describe()}")
         return RedirectResponse(self.url(request, "feature", feature=name), status_code=303)
 
@@ -648,7 +703,9 @@ class _Web:
             version=current,
         )
 
-    async def plan_json(self, request: Request, principal: Principal, _: FormData | None) -> Response:
+    async def plan_json(
+        self, request: Request, principal: Principal, _: FormData | None
+    ) -> Response:
         """What a form would change, for the live figure beside the weights: the diff of
         ``Admin.preview``, with its "moves X% of these users" notes."""
         name = request.path_params["feature"]
@@ -700,7 +757,9 @@ class _Web:
 
     async def login(self, request: Request) -> Response:
         if self.users is None:
-            return self.error(request, None, 404, "Not found", "Sign-in is handled by the host application.")
+            return self.error(
+                request, None, 404, "Not found", "Sign-in is handled by the host application."
+            )
         session = session_of(request.scope)
         next_path = _safe_next(request.query_params.get("next", "/"))
         if request.method == "GET":
@@ -709,8 +768,12 @@ class _Web:
         next_path = _safe_next(_text(form, "next") or "/")
         name = _text(form, "name").strip()
         password = _text(form, "password")
-        if request.headers.get("sec-fetch-site") == "cross-site" or not csrf_matches(session, _text(form, "csrf")):
-            return self._login_page(request, next_path, "The form expired: please sign in again.", name, 403)
+        if request.headers.get("sec-fetch-site") == "cross-site" or not csrf_matches(
+            session, _text(form, "csrf")
+        ):
+            return self._login_page(
+                request, next_path, "The form expired: please sign in again.", name, 403
+            )
         client = request.client.host if request.client else None
         keys = self.throttle.keys(name, client)
         wait = self.throttle.wait(keys)
@@ -756,7 +819,13 @@ class _Web:
         form = await request.form(max_files=0, max_fields=20)
         session = session_of(request.scope)
         if not csrf_matches(session, _text(form, "csrf")):
-            return self.error(request, None, 403, "Forbidden", "This form is missing its security token (CSRF check).")
+            return self.error(
+                request,
+                None,
+                403,
+                "Forbidden",
+                "This form is missing its security token (CSRF check).",
+            )
         session.sign_out()
         target = "login" if self.users is not None else "overview"
         return RedirectResponse(self.url(request, target), status_code=303)
@@ -789,7 +858,12 @@ def _route_path(request: Request) -> str:
 
 def _safe_next(path: str) -> str:
     """Only a path inside the admin: never another site (no open redirect)."""
-    if not path.startswith("/") or path.startswith("//") or "\\" in path or any(c < " " for c in path):
+    if (
+        not path.startswith("/")
+        or path.startswith("//")
+        or "\\" in path
+        or any(c < " " for c in path)
+    ):
         return "/"
     return path
 

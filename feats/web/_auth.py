@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -88,12 +89,14 @@ def verify_password(password: str, encoded: str) -> bool:
         if scheme != "scrypt":
             return False
         expected = base64.b64decode(key, validate=True)
+        salt_bytes = base64.b64decode(salt, validate=True)
         cost, block, parallel = int(n), int(r), int(p)
-        if not (2 <= cost <= 2**20 and 1 <= block <= 32 and 1 <= parallel <= 16):
+        # Bounded: a doctored file must not make a login allocate gigabytes.
+        if not (2 <= cost <= 2**17 and 1 <= block <= 16 and 1 <= parallel <= 4):
             return False
-        found = _scrypt(
-            password, base64.b64decode(salt, validate=True), cost, block, parallel, len(expected)
-        )
+        if len(expected) != KEY_BYTES or len(salt_bytes) < SALT_BYTES:
+            return False
+        found = _scrypt(password, salt_bytes, cost, block, parallel, KEY_BYTES)
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(found, expected)
@@ -145,13 +148,10 @@ class Users:
         self._stamp = stamp
 
     def _fresh(self) -> dict[str, _Account]:
-        with self._lock:
-            try:
-                self._read()
-            except (OSError, ValueError):
-                # A file being rewritten or broken: keep the last good accounts.
-                pass
-            return self._accounts
+        # A file being rewritten or broken: keep the last good accounts.
+        with self._lock, contextlib.suppress(OSError, ValueError):
+            self._read()
+        return self._accounts
 
     def names(self) -> list[str]:
         return sorted(self._fresh())
@@ -179,9 +179,7 @@ class Users:
         _check_name(name)
         target = Path(path)
         accounts = (
-            _parse_users(target.read_text(encoding="utf-8"), str(target))
-            if target.exists()
-            else {}
+            _parse_users(target.read_text(encoding="utf-8"), str(target)) if target.exists() else {}
         )
         new = name not in accounts
         accounts[name] = _Account(role, hash_password(password))

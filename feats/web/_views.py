@@ -49,7 +49,7 @@ def rule_label(segments: Sequence[str], key: tuple[str, ...] | None) -> str:
 
 def summary(state: feats.FeatureState | None, default: str | None) -> str:
     """One line: ``Country=CA → premium · everyone else → acme``."""
-    fallback = f"the default ({default})" if default else "the default"
+    fallback = f"the default ({default})" if default and default != "default" else "the default"
     if state is None:
         return f"not configured: {fallback} answers"
     parts = [
@@ -124,7 +124,13 @@ def bar_of(
             ranges.append((name, start, end))
             start = end
     parts = tuple(
-        BarPart(name, start, end - start, order.get(name, COLORS - 1), _percent((end - start) / feats.BUCKETS))
+        BarPart(
+            name,
+            start,
+            end - start,
+            order.get(name, COLORS - 1),
+            _percent((end - start) / feats.BUCKETS),
+        )
         for name, start, end in ranges
         if end > start
     )
@@ -157,6 +163,7 @@ def rule_rows(state: feats.FeatureState | None, implementations: Sequence[str]) 
     if state is None:
         return []
     rows: list[RuleRow] = []
+    ordered: list[tuple[tuple[str, ...] | None, feats.Static | feats.Rollout | feats.Experiment]]
     ordered = [(k, s) for k, s in state.rules.items() if k is not None]
     if state.fallthrough is not None:
         ordered.append((None, state.fallthrough))

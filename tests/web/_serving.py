@@ -36,9 +36,12 @@ def say(message: dict[str, Any]) -> None:
 
 async def main(url: str, namespace: str) -> None:
     client = redis.asyncio.Redis.from_url(url)
-    app = App(storage=RedisStorage(client, namespace, block_ms=500), start_timeout=10)
+    app = App(storage=RedisStorage(client, namespace, block_ms=500), block_ms=500, start_timeout=10)
     shop = declare(app)
-    handles = {"PaymentProcessor": shop.PaymentProcessor, "AllowedPriorities": shop.AllowedPriorities}
+    handles = {
+        "PaymentProcessor": shop.PaymentProcessor,
+        "AllowedPriorities": shop.AllowedPriorities,
+    }
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)

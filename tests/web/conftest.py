@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -12,7 +13,11 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio
-from starlette.testclient import TestClient
+
+with warnings.catch_warnings():
+    # Starlette 1.x asks for httpx2 in its TestClient; the supported range still takes httpx.
+    warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
+    from starlette.testclient import TestClient
 
 import feats
 import feats.aio
@@ -42,7 +47,7 @@ class Serving:
 
 @pytest.fixture
 def serving(sync_redis: redis.Redis, namespace: str) -> Iterator[Serving]:
-    app = feats.App(storage=feats.RedisStorage(sync_redis, namespace, block_ms=500))
+    app = feats.App(storage=feats.RedisStorage(sync_redis, namespace, block_ms=500), block_ms=500)
     shop = declare(app)
     with app:
         yield Serving(app, shop)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 
-import feats
 from starlette.testclient import TestClient
+
+import feats
 
 from .conftest import CSRF, Serving, csrf_of
 
@@ -26,7 +27,9 @@ def apply(client: TestClient, fields: dict[str, str]) -> tuple[int, str]:
 CANADA = {"kind": "route", "where.Country": "CA", "implementation": "premium"}
 
 
-def test_route_preview_shows_the_diff_and_writes_nothing(editor: TestClient, serving: Serving) -> None:
+def test_route_preview_shows_the_diff_and_writes_nothing(
+    editor: TestClient, serving: Serving
+) -> None:
     page = editor.get("/features/PaymentProcessor/edit/route")
     assert page.status_code == 200
     assert '<option value="CA">CA</option>' in page.text  # Country's OPTIONS as a select
@@ -115,10 +118,15 @@ def test_unknown_option_and_implementation_come_back_with_a_message(
     editor: TestClient, serving: Serving
 ) -> None:
     for fields, message in [
-        ({"where.Country": "XX", "implementation": "premium"}, "unknown option &#39;XX&#39; of Country"),
+        (
+            {"where.Country": "XX", "implementation": "premium"},
+            "unknown option &#39;XX&#39; of Country",
+        ),
         ({"where.Country": "CA", "implementation": "premum"}, "did you mean &#39;premium&#39;"),
     ]:
-        status, text = apply(editor, {"kind": "route", "expected_version": "", "reason": "r", **fields})
+        status, text = apply(
+            editor, {"kind": "route", "expected_version": "", "reason": "r", **fields}
+        )
         assert status == 400, text
         assert message in text
     assert serving.history() == []
@@ -138,18 +146,27 @@ def test_raising_a_rollout_shows_who_moves_from_the_diff_core(
     editor: TestClient, serving: Serving
 ) -> None:
     serving.admin.rollout(
-        "PaymentProcessor", "UserId", {"aperture": 5, "acme": 95},
-        where={"Country": "US"}, author="ops", reason="carefully",
+        "PaymentProcessor",
+        "UserId",
+        {"aperture": 5, "acme": 95},
+        where={"Country": "US"},
+        author="ops",
+        reason="carefully",
     )
     version = serving.history()[-1].version
     fields = {
-        "kind": "rollout", "where.Country": "US", "by": "UserId",
-        "weight.aperture": "25", "weight.acme": "75", "weight.premium": "0",
+        "kind": "rollout",
+        "where.Country": "US",
+        "by": "UserId",
+        "weight.aperture": "25",
+        "weight.acme": "75",
+        "weight.premium": "0",
         "expected_version": version,
     }
     live = editor.get("/features/PaymentProcessor/plan.json", params=fields).json()
     expected = serving.admin.preview(
-        "PaymentProcessor", feats.SetRollout("UserId", {"aperture": 25, "acme": 75}, {"Country": "US"})
+        "PaymentProcessor",
+        feats.SetRollout("UserId", {"aperture": 25, "acme": 75}, {"Country": "US"}),
     )
     assert live["ok"] and not live["stale"]
     assert [line["note"] for line in live["diff"]] == [line.note for line in expected.diff]
@@ -159,46 +176,74 @@ def test_raising_a_rollout_shows_who_moves_from_the_diff_core(
     status, _ = apply(editor, {**fields, "reason": "no integration issues"})
     assert status == 303
     after = serving.history()[-1].state
-    assert after is not None and dict(after.rules[("US",)].weights) == {"aperture": 25, "acme": 75}
+    assert after is not None
+    raised = after.rules[("US",)]
+    assert isinstance(raised, feats.Rollout)
+    assert dict(raised.weights) == {"aperture": 25, "acme": 75}
 
 
 def test_experiment_stop_remove_reset(editor: TestClient, serving: Serving) -> None:
     csrf = token(editor)
     start = {
-        "kind": "experiment", "by": "UserId", "expected_version": "",
-        "weight.no_priority": "34", "weight.two_priorities": "33", "weight.three_priorities": "33",
+        "kind": "experiment",
+        "by": "UserId",
+        "expected_version": "",
+        "weight.no_priority": "34",
+        "weight.two_priorities": "33",
+        "weight.three_priorities": "33",
         "reason": "do priorities help?",
     }
-    response = editor.post("/features/AllowedPriorities/apply", data={"csrf": csrf, **start}, follow_redirects=False)
+    response = editor.post(
+        "/features/AllowedPriorities/apply", data={"csrf": csrf, **start}, follow_redirects=False
+    )
     assert response.status_code == 303
     [started] = serving.history("AllowedPriorities")
     assert started.state is not None
     assert isinstance(started.state.fallthrough, feats.Experiment)
     page = editor.get("/features/AllowedPriorities")
     assert "Stop" in page.text
-    stop = {"kind": "stop", "winner": "three_priorities", "expected_version": started.version, "reason": "three won"}
-    response = editor.post("/features/AllowedPriorities/apply", data={"csrf": csrf, **stop}, follow_redirects=False)
+    stop = {
+        "kind": "stop",
+        "winner": "three_priorities",
+        "expected_version": started.version,
+        "reason": "three won",
+    }
+    response = editor.post(
+        "/features/AllowedPriorities/apply", data={"csrf": csrf, **stop}, follow_redirects=False
+    )
     assert response.status_code == 303
     stopped = serving.history("AllowedPriorities")[-1]
-    assert stopped.state is not None and stopped.state.fallthrough == feats.Static("three_priorities")
+    assert stopped.state is not None and stopped.state.fallthrough == feats.Static(
+        "three_priorities"
+    )
     remove = {"kind": "remove", "expected_version": stopped.version, "reason": "cleanup"}
-    response = editor.post("/features/AllowedPriorities/apply", data={"csrf": csrf, **remove}, follow_redirects=False)
+    response = editor.post(
+        "/features/AllowedPriorities/apply", data={"csrf": csrf, **remove}, follow_redirects=False
+    )
     assert response.status_code == 303
     removed = serving.history("AllowedPriorities")[-1]
     reset = {"kind": "reset", "expected_version": removed.version, "reason": "back to default"}
-    response = editor.post("/features/AllowedPriorities/apply", data={"csrf": csrf, **reset}, follow_redirects=False)
+    response = editor.post(
+        "/features/AllowedPriorities/apply", data={"csrf": csrf, **reset}, follow_redirects=False
+    )
     assert response.status_code == 303
     assert serving.history("AllowedPriorities")[-1].state is None
     assert [c.author for c in serving.history("AllowedPriorities")] == ["alice"] * 4
 
 
 def test_rollback_to_any_version_with_its_preview(editor: TestClient, serving: Serving) -> None:
-    first = serving.admin.route("PaymentProcessor", "premium", where={"Country": "CA"}, author="ops", reason="one")
-    second = serving.admin.route("PaymentProcessor", "aperture", where={"Country": "CA"}, author="ops", reason="two")
+    first = serving.admin.route(
+        "PaymentProcessor", "premium", where={"Country": "CA"}, author="ops", reason="one"
+    )
+    second = serving.admin.route(
+        "PaymentProcessor", "aperture", where={"Country": "CA"}, author="ops", reason="two"
+    )
     history = editor.get("/features/PaymentProcessor/history")
     assert "Roll back to this version" in history.text and first in history.text
     fields = {"kind": "rollback", "version": first, "expected_version": second}
-    preview = editor.post("/features/PaymentProcessor/preview", data={"csrf": token(editor), **fields})
+    preview = editor.post(
+        "/features/PaymentProcessor/preview", data={"csrf": token(editor), **fields}
+    )
     assert preview.status_code == 200
     assert f"roll back to version {first}" in preview.text
     assert "aperture" in preview.text and "premium" in preview.text
@@ -214,10 +259,18 @@ def test_rollback_to_any_version_with_its_preview(editor: TestClient, serving: S
 
 
 def test_the_diff_between_any_two_versions(editor: TestClient, serving: Serving) -> None:
-    first = serving.admin.route("PaymentProcessor", "premium", where={"Country": "CA"}, author="ops", reason="one")
-    second = serving.admin.route("PaymentProcessor", "aperture", where={"Country": "US"}, author="ops", reason="two")
+    first = serving.admin.route(
+        "PaymentProcessor", "premium", where={"Country": "CA"}, author="ops", reason="one"
+    )
+    second = serving.admin.route(
+        "PaymentProcessor", "aperture", where={"Country": "US"}, author="ops", reason="two"
+    )
     page = editor.get("/features/PaymentProcessor/diff", params={"before": first, "after": second})
-    assert page.status_code == 200 and "Country=US" in page.text and "Country=CA" not in page.text.split("<main>")[1].split("</h1>")[1]
+    assert (
+        page.status_code == 200
+        and "Country=US" in page.text
+        and "Country=CA" not in page.text.split("<main>")[1].split("</h1>")[1]
+    )
     page = editor.get("/features/PaymentProcessor/diff", params={"before": "", "after": second})
     assert "Country=CA" in page.text
     page = editor.get("/features/PaymentProcessor/diff", params={"before": "1-0"})

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import feats
-import feats.web
 import markupsafe
 import pytest
 import redis
 from starlette.requests import Request
 from starlette.testclient import TestClient
+
+import feats
+import feats.web
 
 from ._shop import HOSTILE_DOC, HOSTILE_OPTION, declare, declare_hostile
 from .conftest import PASSWORD, Client, Serving, csrf_of, sign_in
@@ -53,12 +54,25 @@ def test_every_page_needs_a_signed_in_user(client_for: Client, serving: Serving)
 
 def test_sign_in_redirects_back_but_never_off_site(client_for: Client, serving: Serving) -> None:
     with client_for() as client:
-        page = client.get("/features/PaymentProcessor/history", headers={"accept": "text/html"}, follow_redirects=False)
+        page = client.get(
+            "/features/PaymentProcessor/history",
+            headers={"accept": "text/html"},
+            follow_redirects=False,
+        )
         assert page.headers["location"] == "/login?next=%2Ffeatures%2FPaymentProcessor%2Fhistory"
-        for target, landing in [("/features/PaymentProcessor", "/features/PaymentProcessor"), ("//evil.example/", "/"), ("https://evil.example/", "/")]:
+        for target, landing in [
+            ("/features/PaymentProcessor", "/features/PaymentProcessor"),
+            ("//evil.example/", "/"),
+            ("https://evil.example/", "/"),
+        ]:
             response = client.post(
                 "/login",
-                data={"csrf": csrf_of(client), "name": "alice", "password": PASSWORD, "next": target},
+                data={
+                    "csrf": csrf_of(client),
+                    "name": "alice",
+                    "password": PASSWORD,
+                    "next": target,
+                },
                 follow_redirects=False,
             )
             assert response.headers["location"] == landing
@@ -99,7 +113,7 @@ def test_wrong_passwords_are_throttled(client_for: Client, serving: Serving) -> 
 
         def attempt(password: str) -> int:
             data = {"csrf": csrf_of(client), "name": "alice", "password": password, "next": "/"}
-            return client.post("/login", data=data, follow_redirects=False).status_code
+            return int(client.post("/login", data=data, follow_redirects=False).status_code)
 
         assert [attempt("wrong password") for _ in range(3)] == [401, 401, 401]
         # Locked: even the right password is refused, and says how long to wait.
@@ -145,20 +159,33 @@ def test_a_tampered_cookie_signs_nobody_in(client_for: Client, serving: Serving)
 def test_hostile_strings_are_escaped(
     client_for: Client, sync_redis: redis.Redis, namespace: str
 ) -> None:
-    app = feats.App(storage=feats.RedisStorage(sync_redis, namespace, block_ms=500))
+    app = feats.App(storage=feats.RedisStorage(sync_redis, namespace, block_ms=500), block_ms=500)
     declare(app)
     declare_hostile(app)
     with app, client_for() as client:
         app.admin.set_state(
             "Sneaky",
-            feats.FeatureState(segments=["Hostile"], rules={(HOSTILE_OPTION,): feats.Static("risky")}),
+            feats.FeatureState(
+                segments=["Hostile"], rules={(HOSTILE_OPTION,): feats.Static("risky")}
+            ),
             author='<b onmouseover="x">mallory</b>',
             reason="<script>alert('reason')</script>",
         )
         sign_in(client)
-        for path in ("/", "/features/Sneaky", "/features/Sneaky/history", "/features/Sneaky/edit/route", "/features/Sneaky/explain?where.Hostile=plain"):
+        for path in (
+            "/",
+            "/features/Sneaky",
+            "/features/Sneaky/history",
+            "/features/Sneaky/edit/route",
+            "/features/Sneaky/explain?where.Hostile=plain",
+        ):
             text = client.get(path).text
-            for hostile in (HOSTILE_DOC, HOSTILE_OPTION, "<script>alert('reason')</script>", '<b onmouseover="x">'):
+            for hostile in (
+                HOSTILE_DOC,
+                HOSTILE_OPTION,
+                "<script>alert('reason')</script>",
+                '<b onmouseover="x">',
+            ):
                 assert hostile not in text, (path, hostile)
             assert "<script" not in text.replace('<script src="/static/feats.js', ""), path
         feature = client.get("/features/Sneaky").text
@@ -174,7 +201,10 @@ def test_create_app_refuses_to_run_without_a_way_to_authenticate(
         feats.web.create_app(storage, secret_key="x" * 32)
     with pytest.raises(ValueError, match="exactly one of auth="):
         feats.web.create_app(
-            storage, secret_key="x" * 32, users=users_file, anonymous=feats.web.Principal("a", "editor")
+            storage,
+            secret_key="x" * 32,
+            users=users_file,
+            anonymous=feats.web.Principal("a", "editor"),
         )
     with pytest.raises(ValueError, match="at least 16 bytes"):
         feats.web.create_app(storage, secret_key="short", users=users_file)
@@ -191,7 +221,11 @@ def test_the_auth_hook_decides_who_and_which_role(client_for: Client, serving: S
         assert client.get("/", headers={"accept": "text/html"}).status_code == 401
         assert client.get("/", headers={"x-user": "vic"}).status_code == 200
         csrf = csrf_of(client, "/", **{"x-user": "vic"})
-        refused = client.post("/features/PaymentProcessor/apply", data={"csrf": csrf, **CHANGE}, headers={"x-user": "vic"})
+        refused = client.post(
+            "/features/PaymentProcessor/apply",
+            data={"csrf": csrf, **CHANGE},
+            headers={"x-user": "vic"},
+        )
         assert refused.status_code == 403
         assert serving.history() == []
         done = client.post(
@@ -219,7 +253,9 @@ def test_no_auth_mode_says_so_on_every_page(client_for: Client, serving: Serving
         page = client.get("/")
         assert page.status_code == 200 and "Authentication is off" in page.text
         response = client.post(
-            "/features/PaymentProcessor/apply", data={"csrf": csrf_of(client, "/features/PaymentProcessor/edit/route"), **CHANGE}, follow_redirects=False
+            "/features/PaymentProcessor/apply",
+            data={"csrf": csrf_of(client, "/features/PaymentProcessor/edit/route"), **CHANGE},
+            follow_redirects=False,
         )
         assert response.status_code == 303
         assert client.post("/features/PaymentProcessor/apply", data=CHANGE).status_code == 403
