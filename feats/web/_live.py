@@ -25,6 +25,7 @@ logger = logging.getLogger("feats.web")
 QUEUE_SIZE = 100
 """Changes kept for a page that reads slowly; past that its oldest are dropped."""
 RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0)
+WATCH_SPAN_SECONDS = 15.0
 
 
 def event_data(entry: HistoryEntry) -> dict[str, Any]:
@@ -51,16 +52,21 @@ class _LoopHub:
         self.ready = asyncio.Event()
 
     async def run(self) -> None:
+        me = asyncio.current_task()
         failures = 0
         position: str | None = None
-        while self.queues:
+        # Watch in bounded spans: a cancellation that redis-py swallows (Python 3.11's
+        # wait_for can) still ends a task nobody listens to at the end of its span.
+        while self.queues and self.task is me:
             try:
                 if position is None:
                     # Fix the starting point before saying "ready": a change written after
                     # that is delivered, whenever the watch gets to read it.
                     position = (await self.storage.load()).head
                 self.ready.set()
-                async for entry in self.admin.watch(after=position, block_ms=self.block_ms):
+                async for entry in self.admin.watch(
+                    after=position, block_ms=self.block_ms, timeout=WATCH_SPAN_SECONDS
+                ):
                     failures = 0
                     position = entry.change.version
                     self.publish(event_data(entry))
