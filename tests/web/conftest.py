@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -28,6 +29,15 @@ from ._shop import Shop, declare
 PASSWORD = "correct horse battery"
 SECRET = "test-secret-key-of-enough-length"
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
 
 
 @dataclass

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import redis.asyncio
 from starlette.testclient import TestClient
 
+import feats.aio
+import feats.web
+
 from ._shop import user
-from .conftest import Serving
+from .conftest import SECRET, Serving
 
 
 def test_overview_lists_every_feature_with_its_configuration(
@@ -113,3 +117,18 @@ def test_state_json_for_polling_pages(viewer: TestClient, serving: Serving) -> N
     assert viewer.get("/state.json", params={"feature": "AllowedPriorities"}).json() == {
         "version": ""
     }
+
+
+def test_redis_unreachable_is_a_page_not_a_traceback(closed_port: int) -> None:
+    storage = feats.aio.RedisStorage(
+        redis.asyncio.Redis(host="127.0.0.1", port=closed_port, socket_connect_timeout=1),
+        "shop",
+    )
+    app = feats.web.create_app(
+        storage, anonymous=feats.web.Principal("local", "editor"), secret_key=SECRET
+    )
+    with TestClient(app) as client:
+        for path in ("/", "/features/PaymentProcessor", "/drift"):
+            page = client.get(path)
+            assert page.status_code == 503, path
+            assert "Redis is unavailable" in page.text and "Traceback" not in page.text
