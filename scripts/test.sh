@@ -31,4 +31,10 @@ echo "==> ruff"
 echo "==> mypy --strict"
 .venv/bin/mypy
 echo "==> pytest"
-exec .venv/bin/python -m pytest "$@"
+if [ $# -gt 0 ]; then
+    exec .venv/bin/python -m pytest "$@"
+fi
+.venv/bin/python -m pytest
+# Playwright's sync API and pytest-asyncio's loop cannot share a process: its own run.
+echo "==> pytest tests/browser (Chromium: ${FEATS_CHROMIUM:-/usr/bin/chromium})"
+exec .venv/bin/python -m pytest -p no:asyncio -W ignore::pytest.PytestConfigWarning tests/browser

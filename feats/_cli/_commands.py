@@ -925,6 +925,9 @@ def bench(args: tuple[str, ...]) -> None:
     raise SystemExit(int(code or 0))
 
 
+cli.add_command(importlib.import_module("feats.web._cli").web)  # the web admin (extra: web)
+
+
 def main(argv: list[str] | None = None) -> None:
     """The console script: ``feats``."""
     cli.main(args=argv, prog_name="feats")

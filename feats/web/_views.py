@@ -1,0 +1,256 @@
+"""What the pages show, computed from feats' public types: summaries, rule rows, bars, times."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import feats
+
+__all__ = [
+    "LIVE_WINDOW_SECONDS",
+    "Bar",
+    "RuleRow",
+    "absolute_time",
+    "bar_of",
+    "kind_of",
+    "relative_time",
+    "rule_label",
+    "rule_rows",
+    "summary",
+    "version_key",
+]
+
+LIVE_WINDOW_SECONDS = 2 * 3600.0
+"""A running App publishes its catalog entry at start and then every hour: an entry not
+seen for two hours belongs to Apps that have presumably stopped."""
+
+COLORS = 8
+
+
+def version_key(version: str | None) -> tuple[int, int]:
+    """Stream ids (``ms-seq``) in the order Redis wrote them; "" and None come first."""
+    if not version:
+        return (-1, -1)
+    ms, _, seq = version.partition("-")
+    try:
+        return int(ms), int(seq or 0)
+    except ValueError:
+        return (-1, -1)
+
+
+def rule_label(segments: Sequence[str], key: tuple[str, ...] | None) -> str:
+    if key is None:
+        return "everyone else" if segments else "everyone"
+    return ", ".join(f"{name}={value}" for name, value in zip(segments, key, strict=False))
+
+
+def summary(state: feats.FeatureState | None, default: str | None) -> str:
+    """One line: ``Country=CA → premium · everyone else → acme``."""
+    fallback = f"the default ({default})" if default and default != "default" else "the default"
+    if state is None:
+        return f"not configured: {fallback} answers"
+    parts = [
+        f"{rule_label(state.segments, key)} → {selector.describe()}"
+        for key, selector in state.rules.items()
+        if key is not None
+    ]
+    fallthrough = state.fallthrough
+    if fallthrough is not None:
+        parts.append(f"{rule_label(state.segments, None)} → {fallthrough.describe()}")
+    elif parts:
+        parts.append(f"everyone else → {fallback}")
+    return " · ".join(parts) or f"no rules: {fallback} answers"
+
+
+def kind_of(selector: feats.Static | feats.Rollout | feats.Experiment) -> str:
+    if isinstance(selector, feats.Experiment):
+        return "experiment"
+    if isinstance(selector, feats.Rollout):
+        return "rollout"
+    return "route"
+
+
+@dataclass(frozen=True)
+class BarPart:
+    implementation: str
+    start: int
+    width: int
+    color: int
+    percent: str
+
+
+@dataclass(frozen=True)
+class Bar:
+    """A selector's buckets as coloured ranges (an SVG: no inline style, CSP-safe)."""
+
+    parts: tuple[BarPart, ...]
+    total: int = feats.BUCKETS
+    legend: tuple[tuple[str, int, str], ...] = ()
+    marker: int | None = None
+
+
+def _percent(fraction: float) -> str:
+    return f"{round(fraction * 100, 3):g}%"
+
+
+def bar_of(
+    selector: feats.Static | feats.Rollout | feats.Experiment | None,
+    implementations: Sequence[str],
+    *,
+    marker: int | None = None,
+) -> Bar | None:
+    if selector is None:
+        return None
+    order = {name: index % COLORS for index, name in enumerate(implementations)}
+    if isinstance(selector, feats.Static):
+        name = selector.implementation
+        color = order.get(name, COLORS - 1)
+        return Bar(
+            (BarPart(name, 0, feats.BUCKETS, color, "100%"),),
+            legend=((name, color, "100%"),),
+            marker=marker,
+        )
+    if selector.allocation:
+        ranges = list(selector.allocation)
+    else:
+        # An unresolved split (written without allocation): lay the weights out in order.
+        total = sum(selector.weights.values()) or 1
+        ranges, start = [], 0
+        for name, weight in selector.weights.items():
+            end = start + round(weight / total * feats.BUCKETS)
+            ranges.append((name, start, end))
+            start = end
+    parts = tuple(
+        BarPart(
+            name,
+            start,
+            end - start,
+            order.get(name, COLORS - 1),
+            _percent((end - start) / feats.BUCKETS),
+        )
+        for name, start, end in ranges
+        if end > start
+    )
+    shares: dict[str, int] = {}
+    for name, start, end in ranges:
+        shares[name] = shares.get(name, 0) + end - start
+    legend = tuple(
+        (name, order.get(name, COLORS - 1), _percent(size / feats.BUCKETS))
+        for name, size in shares.items()
+    )
+    return Bar(parts, legend=legend, marker=marker)
+
+
+@dataclass(frozen=True)
+class RuleRow:
+    key: tuple[str, ...] | None
+    values: tuple[str, ...]
+    where: tuple[tuple[str, str], ...]
+    label: str
+    kind: str
+    description: str
+    bar: Bar | None
+    selector: feats.Static | feats.Rollout | feats.Experiment
+    query: dict[str, str] = field(default_factory=dict)
+    """What prefills the editor of this rule."""
+
+
+def rule_rows(state: feats.FeatureState | None, implementations: Sequence[str]) -> list[RuleRow]:
+    """Keyed rules first (as stored), the fallthrough last."""
+    if state is None:
+        return []
+    rows: list[RuleRow] = []
+    ordered: list[tuple[tuple[str, ...] | None, feats.Static | feats.Rollout | feats.Experiment]]
+    ordered = [(k, s) for k, s in state.rules.items() if k is not None]
+    if state.fallthrough is not None:
+        ordered.append((None, state.fallthrough))
+    for key, selector in ordered:
+        where = () if key is None else tuple(zip(state.segments, key, strict=False))
+        query = {f"where.{name}": value for name, value in where}
+        if isinstance(selector, feats.Static):
+            query["implementation"] = selector.implementation
+        else:
+            query["by"] = selector.segment
+            total = sum(selector.weights.values()) or 1
+            for name, weight in selector.weights.items():
+                query[f"weight.{name}"] = f"{round(weight / total * 100, 3):g}"
+        rows.append(
+            RuleRow(
+                key=key,
+                values=key or (),
+                where=where,
+                label=rule_label(state.segments, key),
+                kind=kind_of(selector),
+                description=selector.describe(),
+                bar=bar_of(selector, implementations),
+                selector=selector,
+                query=query,
+            )
+        )
+    return rows
+
+
+def absolute_time(moment: datetime | float | None) -> str:
+    if moment is None:
+        return ""
+    if not isinstance(moment, datetime):
+        moment = datetime.fromtimestamp(moment, UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def relative_time(moment: datetime | float | None, now: float | None = None) -> str:
+    if moment is None:
+        return "never"
+    stamp = moment.timestamp() if isinstance(moment, datetime) else moment
+    seconds = (time.time() if now is None else now) - stamp
+    if seconds < 0:
+        seconds = 0
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit} ago"
+    return "just now" if seconds < 5 else f"{int(seconds)} s ago"
+
+
+def deploys(
+    catalog: feats.Catalog, feature: str, now: float | None = None
+) -> tuple[int, float | None, bool]:
+    """How many deploys declare ``feature``, when one was last seen, and whether recently."""
+    entries = catalog.declared_by(feature)
+    if not entries:
+        return 0, None, False
+    seen = max(entry.seen for entry in entries)
+    current = time.time() if now is None else now
+    return len(entries), seen, current - seen <= LIVE_WINDOW_SECONDS
+
+
+def doc_text(doc: str | None) -> str:
+    """A docstring without its indentation (escaped by the template, never trusted)."""
+    if not doc:
+        return ""
+    lines = doc.expandtabs().splitlines()
+    indents = [len(line) - len(line.lstrip()) for line in lines[1:] if line.strip()]
+    margin = min(indents) if indents else 0
+    cleaned = [lines[0].strip(), *(line[margin:].rstrip() for line in lines[1:])]
+    return "\n".join(cleaned).strip()
+
+
+def segment_options(
+    registry: feats.Registry, feature: str
+) -> list[tuple[str, str, tuple[str, ...] | None]]:
+    """``(name, doc, options)`` of every segment that can read ``feature``'s inputs."""
+    if feature not in registry.features:
+        return []
+    return [
+        (segment.name, doc_text(segment.doc), segment.options)
+        for segment in registry.valid_segments(feature)
+    ]
+
+
+def drift_by_feature(items: Iterable[feats.Drift]) -> Mapping[str, list[feats.Drift]]:
+    found: dict[str, list[feats.Drift]] = {}
+    for item in items:
+        found.setdefault(item.feature, []).append(item)
+    return found

@@ -1,0 +1,111 @@
+"""Mounted under any prefix in FastAPI or Starlette (no lifespan), and behind WSGI (a2wsgi)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio
+from a2wsgi import ASGIMiddleware
+from fastapi import FastAPI
+from flask import Flask
+from starlette.applications import Starlette
+from starlette.routing import Mount
+from starlette.testclient import TestClient
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+import feats
+import feats.aio
+import feats.web
+
+from .conftest import CSRF, PASSWORD, SECRET, Serving
+
+
+def _admin(redis_url: str, namespace: str, users_file: Path) -> Starlette:
+    storage = feats.aio.RedisStorage(redis.asyncio.Redis.from_url(redis_url), namespace)
+    return feats.web.create_app(storage, users=users_file, secret_key=SECRET)
+
+
+def test_mounted_in_fastapi_under_a_prefix(
+    redis_url: str, namespace: str, users_file: Path, serving: Serving
+) -> None:
+    host = FastAPI()
+
+    @host.get("/", name="overview")  # the same route name as the admin's own
+    def home() -> dict[str, str]:
+        return {"host": "yes"}
+
+    host.router.routes.append(
+        Mount("/ops/feats", app=_admin(redis_url, namespace, users_file), name="feats")
+    )
+    with TestClient(host) as client:
+        assert client.get("/").json() == {"host": "yes"}
+        login = client.get("/ops/feats/login")
+        assert login.status_code == 200
+        assert 'action="/ops/feats/login"' in login.text
+        assert 'href="/ops/feats/static/feats.css?v=' in login.text
+        assert "Path=/ops/feats" in login.headers["set-cookie"]
+        assert client.get("/ops/feats/static/feats.css").status_code == 200
+        csrf = CSRF.search(login.text)
+        assert csrf is not None
+        signed_in = client.post(
+            "/ops/feats/login",
+            data={
+                "csrf": csrf.group(1),
+                "name": "alice",
+                "password": PASSWORD,
+                "next": "/features/PaymentProcessor",
+            },
+            follow_redirects=False,
+        )
+        assert signed_in.headers["location"] == "/ops/feats/features/PaymentProcessor"
+        page = client.get("/ops/feats/features/PaymentProcessor")
+        assert page.status_code == 200
+        assert 'href="/ops/feats/features/PaymentProcessor/history"' in page.text
+        assert 'href="/ops/feats/"' in page.text  # the admin's overview, not the host's
+        unauthenticated = TestClient(host).get(
+            "/ops/feats/", headers={"accept": "text/html"}, follow_redirects=False
+        )
+        assert unauthenticated.headers["location"] == "/ops/feats/login"
+
+
+def test_behind_flask_through_a2wsgi(
+    redis_url: str, namespace: str, users_file: Path, serving: Serving
+) -> None:
+    flask_app = Flask(__name__)
+
+    @flask_app.get("/")
+    def home() -> str:
+        return "the shop"
+
+    wsgi_admin: Any = ASGIMiddleware(_admin(redis_url, namespace, users_file))  # type: ignore[arg-type]  # a2wsgi's ASGIApp type is narrower than Starlette's
+    flask_app.wsgi_app = DispatcherMiddleware(flask_app.wsgi_app, {"/feats": wsgi_admin})  # type: ignore[method-assign]  # Flask's documented way to mount
+    client = flask_app.test_client()
+    assert client.get("/").text == "the shop"
+    login = client.get("/feats/login")
+    assert login.status_code == 200 and 'action="/feats/login"' in login.text
+    token = re.search(r'name="csrf" value="([^"]+)"', login.text)
+    assert token is not None
+    response = client.post(
+        "/feats/login",
+        data={"csrf": token.group(1), "name": "alice", "password": PASSWORD, "next": "/"},
+    )
+    assert response.status_code == 303 and response.headers["location"] == "/feats/"
+    page = client.get("/feats/features/PaymentProcessor")
+    assert page.status_code == 200 and "2% + $0.30 / Transaction" in page.text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf is not None
+    applied = client.post(
+        "/feats/features/PaymentProcessor/apply",
+        data={
+            "csrf": csrf.group(1),
+            "kind": "route",
+            "where.Country": "CA",
+            "implementation": "premium",
+            "expected_version": "",
+            "reason": "through WSGI",
+        },
+    )
+    assert applied.status_code == 303
+    assert [(c.author, c.reason) for c in serving.history()] == [("alice", "through WSGI")]
