@@ -92,6 +92,11 @@ class Admin:
     def get_version(self, feature: Any) -> str | None:
         return decode_current(self._storage.current(feature_name(feature)))[0]
 
+    def head(self) -> str:
+        """The newest version in the namespace ("0-0" before the first change): where a
+        watch that must miss nothing starts, or resumes after an error."""
+        return (self._storage.epoch_and_head())[1]
+
     def history(self, feature: Any) -> list[Change]:
         """Every stored version of ``feature``, oldest first."""
         name = feature_name(feature)
