@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import redis.asyncio
 
@@ -139,14 +139,16 @@ def describe(state: feats.aio.FeatureState | None) -> str:
 async def read_exposures(storage: feats.aio.Storage) -> tuple[int, list[list[str | None]]]:
     """Every exposure stored so far, read back in pages: (stream entries, exposures).
 
-    Each stream entry is one batch written by the App's exposure task; its ``batch`` field is
-    JSON, a list of ``[feature, implementation, segment value, version]``.
+    Each stream entry is one batch written by the App's exposure writer; its ``batch`` field
+    is JSON, a list of ``[feature, implementation, version, [segment value, ...]]``.
     """
-    entries, exposures, after = 0, [], "0-0"
+    entries, after = 0, "0-0"
+    exposures: list[list[Any]] = []
     while page := await storage.read_exposures(after, 1000):
         for entry in page:
             entries += 1
-            exposures.extend(json.loads(entry.fields["batch"]))
+            for feature, implementation, version, units in json.loads(entry.fields["batch"]):
+                exposures.extend([feature, implementation, unit, version] for unit in units)
         after = page[-1].id
     return entries, exposures
 

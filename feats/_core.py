@@ -304,7 +304,7 @@ class AppCore:
                 version,
                 self.registry,
                 self.warn,
-                self.exposures.add,
+                self.exposures,
                 observe=observe,
                 resolve=lambda: self._resolve(name, served),
             )
@@ -314,7 +314,7 @@ class AppCore:
             version,
             self.registry,
             self.warn,
-            self.exposures.add,
+            self.exposures,
             note=note,
             observe=observe,
             first=None if self.started or served is not None else self._unstarted,

@@ -1,7 +1,9 @@
 """Experiment results: exposure counts aggregated from the exposure stream in bounded memory.
 
 The stream holds batches (fields ``t``, ``n`` and ``batch``, a JSON list of
-``[feature, implementation, unit, version]``). Counting per implementation is exact;
+``[feature, implementation, version, [unit, ...]]`` groups; entries written before that
+format hold ``[feature, implementation, unit, version]`` items, read alike). Counting per
+implementation is exact;
 distinct units are estimated with a HyperLogLog; counts per segment value keep the
 heaviest values with the Space-Saving algorithm, exact while the values fit.
 """
@@ -10,14 +12,18 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
+import weakref
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import xxhash
 
+from ._codec import decode, expect
+from ._errors import CodecError
 from ._stored import RawEntry, version_at_least
 
 __all__ = [
@@ -29,7 +35,9 @@ __all__ = [
     "ImplementationExposures",
     "SpaceSaving",
     "ValueExposures",
+    "count_units",
     "encode_exposures",
+    "exposures_in",
     "exposures_start",
 ]
 
@@ -39,47 +47,153 @@ EXPOSURE_PAGE = 1_000
 """Stream entries read per round trip while counting."""
 
 
-class ExposureBuffer:
-    """A bounded queue of experiment exposures between the hot path and the writer task.
+Units = deque[str]
+"""The unit values (the experiment segment's) recorded for one implementation, in order."""
+Batch = list[tuple[str, str, str | None, list[str]]]
+"""What one stream entry holds: ``(feature, implementation, version, units)`` groups."""
 
-    When storage is down it fills up, then counts what it drops instead of growing.
+
+class _Group:
+    """One compiled experiment's queues, one per implementation, how many units each may
+    hold, and who compiled it."""
+
+    __slots__ = ("feature", "limits", "owner", "queues", "version")
+
+    def __init__(self, feature: str, version: str | None) -> None:
+        self.feature = feature
+        self.version = version
+        self.queues: dict[str, Units] = {}
+        self.limits: dict[str, int] = {}
+        self.owner: Callable[[], object | None] = _nobody
+
+    def queue(self, implementation: str) -> Units:
+        found = self.queues.get(implementation)
+        if found is None:
+            found = self.queues.setdefault(implementation, deque())
+        return found
+
+
+def _nobody() -> None:
+    return None
+
+
+class ExposureBuffer:
+    """Experiment exposures between the hot path and the writer: per compiled experiment,
+    a queue per implementation that evaluation appends a unit value to, nothing more.
+
+    Bounded: an experiment's queues hold ``capacity`` units in all, each its implementation's
+    share of them (by weight), so a full queue is known from its own length; what does not
+    fit is dropped and counted. deque's append and popleft are atomic, so evaluation threads
+    and the writer need no lock.
     """
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.dropped = 0
         self.written = 0
-        self._items: deque[tuple[str, str, str, str | None]] = deque()
+        self._groups: dict[tuple[str, str | None], _Group] = {}
+        self._lock = threading.Lock()
+
+    def _group(self, feature: str, version: str | None) -> _Group:
+        key = (feature, version)
+        group = self._groups.get(key)
+        if group is None:
+            with self._lock:
+                group = self._groups.setdefault(key, _Group(feature, version))
+        return group
+
+    def queues(
+        self,
+        feature: str,
+        version: str | None,
+        names: Sequence[str],
+        owner: object,
+        shares: Mapping[str, float],
+    ) -> tuple[tuple[Units, ...], tuple[int, ...]]:
+        """The queue of each of ``names`` (an allocation's ranges, in order) for a compiled
+        experiment, and how many units each may hold (its ``shares`` of ``capacity``);
+        ``owner`` (weakly held) appends to them: once it is gone and its queues are empty,
+        the group is forgotten."""
+        group = self._group(feature, version)
+        group.owner = weakref.ref(owner)
+        for name, share in shares.items():
+            group.limits[name] = max(1, int(self.capacity * share))
+        return (
+            tuple(group.queue(name) for name in names),
+            tuple(group.limits.get(name, self.capacity) for name in names),
+        )
+
+    def overflow(self) -> None:
+        """A unit the hot path could not queue: the queue is full (storage is down)."""
+        self.dropped += 1
 
     def add(self, feature: str, implementation: str, unit: str, version: str | None) -> None:
-        if len(self._items) >= self.capacity:
+        """Record one exposure (used_implementation, record_exposure): the slow path."""
+        group = self._group(feature, version)
+        queue = group.queue(implementation)
+        if len(queue) < group.limits.get(implementation, self.capacity):
+            queue.append(unit)
+        else:
             self.dropped += 1
-            return
-        self._items.append((feature, implementation, unit, version))
 
     def __len__(self) -> int:
-        return len(self._items)
+        return sum(
+            len(queue)
+            for group in list(self._groups.values())
+            for queue in list(group.queues.values())
+        )
 
-    def take(self, limit: int) -> list[tuple[str, str, str, str | None]]:
-        items = self._items
-        return [items.popleft() for _ in range(min(limit, len(items)))]
+    def take(self, limit: int) -> Batch:
+        """Up to ``limit`` units, grouped; forgets the groups nobody appends to any more."""
+        batch: Batch = []
+        left = limit
+        for key, group in list(self._groups.items()):
+            for implementation, queue in list(group.queues.items()):
+                count = min(len(queue), left)
+                if count:
+                    popleft = queue.popleft
+                    batch.append(
+                        (
+                            group.feature,
+                            implementation,
+                            group.version,
+                            [popleft() for _ in range(count)],
+                        )
+                    )
+                    left -= count
+            if group.owner() is None and not any(group.queues.values()):
+                with self._lock:
+                    if self._groups.get(key) is group:
+                        del self._groups[key]
+            if left <= 0:
+                break
+        return batch
 
-    def put_back(self, batch: list[tuple[str, str, str, str | None]]) -> None:
-        """Return an unwritten batch to the front, dropping (and counting) what no longer fits."""
-        room = max(0, self.capacity - len(self._items))
-        keep = batch[:room]
-        self.dropped += len(batch) - len(keep)
-        self._items.extendleft(reversed(keep))
+    def put_back(self, batch: Batch) -> None:
+        """Return an unwritten batch to the front of its queues, dropping (and counting)
+        the newest units of a queue beyond its limit."""
+        for feature, implementation, version, units in batch:
+            group = self._group(feature, version)
+            queue = group.queue(implementation)
+            queue.extendleft(reversed(units))
+            limit = group.limits.get(implementation, self.capacity)
+            while len(queue) > limit:
+                queue.pop()
+                self.dropped += 1
 
 
-def encode_exposures(batch: Sequence[tuple[str, str, str, str | None]]) -> dict[str, str]:
-    """One stream entry for a batch: far fewer commands than one entry per exposure."""
+def count_units(batch: Batch) -> int:
+    return sum(len(units) for _, _, _, units in batch)
+
+
+def encode_exposures(batch: Batch) -> dict[str, str]:
+    """One stream entry for a batch: ``[feature, implementation, version, [units...]]``
+    groups, far fewer bytes and commands than one entry (or one item) per exposure."""
     return {
         "t": f"{time.time():.3f}",
-        "n": str(len(batch)),
-        # json writes tuples as arrays: the same text as converting each item to a list,
-        # at half the cost per exposure.
-        "batch": json.dumps(list(batch), separators=(",", ":")),
+        "n": str(count_units(batch)),
+        # json writes tuples as arrays: the same text, at half the cost of converting.
+        "batch": json.dumps(batch, separators=(",", ":")),
     }
 
 
@@ -237,43 +351,35 @@ class ExposureCounter:
     def add_entry(self, entry: RawEntry) -> None:
         self.entries += 1
         try:
-            batch = json.loads(entry.fields.get("batch", ""))
-            when = float(entry.fields.get("t", "nan"))
+            groups, skipped = decode(
+                _batch, entry.fields.get("batch", ""), limit=MAX_BATCH_BYTES, what="exposure batch"
+            )
+        except CodecError:
+            self.skipped += 1
+            return
+        self.skipped += skipped
+        try:
+            when = float(entry.text("t", "nan"))
         except ValueError:
-            self.skipped += 1
-            return
-        if not isinstance(batch, list):
-            self.skipped += 1
-            return
+            when = math.nan
         seen = False
-        for item in batch:
-            if not (isinstance(item, list) and len(item) == 4 and item[0] == self.feature):
-                if not (isinstance(item, list) and len(item) == 4):
-                    self.skipped += 1
+        for feature, implementation, version, units in groups:
+            if feature != self.feature:
                 continue
-            _, implementation, unit, version = item
-            if not isinstance(implementation, str) or not isinstance(unit, str):
-                self.skipped += 1
-                continue
-            if self.since is not None and (
-                not isinstance(version, str) or not _at_least(version, self.since)
-            ):
+            if self.since is not None and (version is None or not _at_least(version, self.since)):
                 continue
             seen = True
-            self.counts[implementation] = self.counts.get(implementation, 0) + 1
-            units = self.units.get(implementation)
-            if units is None:
-                units = self.units[implementation] = HyperLogLog()
-            units.add(unit)
-            if self.values is not None:
-                self.values.add((unit, implementation))
-            if (
-                isinstance(version, str)
-                and version not in self.versions
-                and len(self.versions) < 100
-            ):
+            self.counts[implementation] = self.counts.get(implementation, 0) + len(units)
+            distinct = self.units.get(implementation)
+            if distinct is None:
+                distinct = self.units[implementation] = HyperLogLog()
+            for unit in units:
+                distinct.add(unit)
+                if self.values is not None:
+                    self.values.add((unit, implementation))
+            if version is not None and version not in self.versions and len(self.versions) < 100:
                 self.versions[version] = None
-        if seen and not math.isnan(when):
+        if seen and math.isfinite(when):
             self.first = when if self.first is None else min(self.first, when)
             self.last = when if self.last is None else max(self.last, when)
 
@@ -306,6 +412,45 @@ class ExposureCounter:
             first=self.first,
             last=self.last,
         )
+
+
+MAX_BATCH_BYTES = 16 * 1024 * 1024
+"""A stream entry of exposures is at most this large (the writer sends 5,000 units)."""
+
+
+def _batch(document: Any) -> tuple[Batch, int]:
+    """An entry's groups, whichever format wrote it, and how many items were unreadable."""
+    groups: Batch = []
+    skipped = 0
+    for item in expect(document, list, "exposure batch"):
+        if type(item) is list and len(item) == 4:
+            feature, implementation, third, fourth = item
+            # [feature, implementation, version, [units]], or before: [.., unit, version]
+            version, units = (third, fourth) if type(fourth) is list else (fourth, [third])
+            if (
+                type(feature) is str
+                and type(implementation) is str
+                and (version is None or type(version) is str)
+            ):
+                good = [unit for unit in units if type(unit) is str]
+                skipped += len(units) - len(good)
+                groups.append((feature, implementation, version, good))
+                continue
+        skipped += 1
+    return groups, skipped
+
+
+def exposures_in(entry: RawEntry) -> list[tuple[str, str, str, str | None]]:
+    """Every exposure one stream entry holds, as ``(feature, implementation, unit,
+    version)``; CodecError if it is unreadable (tests and tools that want them one by one)."""
+    groups, _ = decode(
+        _batch, entry.fields.get("batch", ""), limit=MAX_BATCH_BYTES, what="exposure batch"
+    )
+    return [
+        (feature, implementation, unit, version)
+        for feature, implementation, version, units in groups
+        for unit in units
+    ]
 
 
 def _at_least(version: str, since: str) -> bool:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, ClassVar, Self, TypeAlias
+from typing import Any, ClassVar, Protocol, Self, TypeAlias
 
 import xxhash
 
@@ -23,6 +24,7 @@ __all__ = [
     "MAX_NAME",
     "MAX_WEIGHT",
     "Experiment",
+    "ExposureSink",
     "Pick",
     "Rollout",
     "RuleKey",
@@ -41,8 +43,22 @@ Pick = Callable[[tuple[Any, ...]], str]
 """The hot path of one rule: the feature's arguments to an implementation name."""
 Failed = Callable[[Exception], str]
 """What a pick answers when a segment raised: the default, warned once."""
-Emit = Callable[[str, str, str, "str | None"], None]
-"""``emit(feature, implementation, unit, version)``: record an experiment exposure."""
+
+
+class ExposureSink(Protocol):
+    """Where an experiment's hot path records exposures: a queue per allocation range."""
+
+    def queues(
+        self,
+        feature: str,
+        version: str | None,
+        names: Sequence[str],
+        owner: object,
+        shares: Mapping[str, float],
+    ) -> tuple[tuple[deque[str], ...], tuple[int, ...]]: ...
+
+    def overflow(self) -> None: ...
+
 
 MAX_WEIGHT = 1e9
 """A weight above this is refused: shares are relative, and sums must stay exact and finite."""
@@ -134,9 +150,8 @@ class Static:
         key: RuleKey,
         read: Callable[[Any], Any],
         index: int,
-        emit: Emit | None,
-        version: str | None,
         failed: Failed,
+        record: tuple[ExposureSink, str | None, object] | None = None,
     ) -> Pick:
         implementation = self.implementation
         return lambda args: implementation
@@ -320,29 +335,35 @@ class _Split:
         key: RuleKey,
         read: Callable[[Any], Any],
         index: int,
-        emit: Emit | None,
-        version: str | None,
         failed: Failed,
+        record: tuple[ExposureSink, str | None, object] | None = None,
     ) -> Pick:
         """The rule's hot path: hash the segment's value into a bucket, the bucket's owner.
 
         It runs the segment, user code: it may raise, evaluation may not. Each pick guards
         itself (a try costs nothing until it catches), so no wrapper call is needed.
+        ``record``: (sink, version, owner) when uses are exposures (an experiment's create).
         """
         salt = self.salt_for(feature, key)
         allocation = self.ranges()
         starts = tuple(start for _, start, _ in allocation)
         names = tuple(name for name, _, _ in allocation)
-        if emit is not None and self.records_exposures:
+        if record is not None and self.records_exposures:
+            sink, version, owner = record
+            queues, limits = sink.queues(feature, version, names, owner, shares(allocation))
+            overflow = sink.overflow
 
             def experiment(args: tuple[Any, ...]) -> str:
                 try:
                     value = read(args[index])
-                    implementation = names[
-                        bisect_right(starts, _hash(value.encode(), salt) % BUCKETS) - 1
-                    ]
-                    emit(feature, implementation, value, version)
-                    return implementation
+                    found = bisect_right(starts, _hash(value.encode(), salt) % BUCKETS) - 1
+                    # Recording an exposure is an append to this implementation's queue.
+                    queue = queues[found]
+                    if len(queue) < limits[found]:
+                        queue.append(value)
+                    else:
+                        overflow()
+                    return names[found]
                 except Exception as error:
                     return failed(error)
 

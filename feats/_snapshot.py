@@ -11,7 +11,7 @@ from typing import Any
 from ._bucketing import BUCKETS
 from ._declarations import FeatureDeclaration, Registry
 from ._errors import ConfigurationError
-from ._selectors import Emit, Pick, RuleKey, Selector
+from ._selectors import ExposureSink, Pick, RuleKey, Selector
 from ._state import FeatureState
 
 __all__ = [
@@ -236,6 +236,7 @@ class CompiledFeature:
     """One feature's configuration, compiled for evaluation with no I/O and little allocation."""
 
     __slots__ = (
+        "__weakref__",
         "_drifts",
         "_first",
         "_note",
@@ -263,7 +264,7 @@ class CompiledFeature:
         version: str | None,
         registry: Registry,
         warn: Warn,
-        record: Emit,
+        record: ExposureSink,
         *,
         note: str | None = None,
         observe: Observe | None = None,
@@ -424,7 +425,9 @@ class CompiledFeature:
 
     # -- the hot path ------------------------------------------------------------------
 
-    def _pick(self, key: RuleKey, record: Emit | None, failed: Callable[[Exception], str]) -> Pick:
+    def _pick(
+        self, key: RuleKey, record: ExposureSink | None, failed: Callable[[Exception], str]
+    ) -> Pick:
         default = self.default
         assert self.state is not None
         selector = self.state.rules.get(key)
@@ -446,12 +449,11 @@ class CompiledFeature:
             key,
             _never if reader is None else reader.read,
             0 if reader is None else reader.index,
-            record,
-            self.version,
             failed,
+            None if record is None else (record, self.version, self),
         )
 
-    def _build(self, record: Emit | None) -> Pick:
+    def _build(self, record: ExposureSink | None) -> Pick:
         default, name, warn = self.default, self.name, self._warn
         assert self.state is not None
 

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from ._catalog import CatalogPublisher, catalog_fields
 from ._core import AppCore, Breathe
-from ._exposures import encode_exposures
+from ._exposures import count_units, encode_exposures
 from ._stored import Loaded, RawEntry, version_position
 
 __all__ = [
@@ -365,7 +365,7 @@ class Follower:
             except Exception:
                 buffer.put_back(batch)
                 return
-            buffer.written += len(batch)
+            buffer.written += count_units(batch)
 
     def _flush_loop(self) -> None:
         """The writer: exposures, and the catalog once something was loaded (off the tail,

@@ -6,12 +6,12 @@ types: it ignores what a class decorator returns.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import feats
 from feats._base import AppBase
+from feats._exposures import exposures_in
 from feats._handles import FeatureHandleBase, SegmentHandle
 from feats._stored import RawEntry
 
@@ -132,11 +132,9 @@ def decode_exposures(entries: list[RawEntry]) -> list[Exposure]:
     """The exposures in exposure-stream entries: each entry is one JSON batch."""
     found: list[Exposure] = []
     for entry in entries:
-        batch = json.loads(entry.fields["batch"])
-        assert int(entry.fields["n"]) == len(batch)
-        found.extend(
-            (str(f), str(i), str(u), None if v is None else str(v)) for f, i, u, v in batch
-        )
+        batch = exposures_in(entry)
+        assert int(entry.text("n")) == len(batch)
+        found.extend(batch)
     return found
 
 
