@@ -365,12 +365,19 @@ def _entry(identity: str, now: float) -> Callable[[Any], CatalogEntry]:
             identity=identity,
             seen=seen,
             host=expect(document.get("host", ""), str, f"{where}.host"),
-            pid=int(expect(document.get("pid", 0), int, f"{where}.pid")),
+            pid=_pid(document.get("pid", 0), f"{where}.pid"),
             features={feature.name: feature for feature in features},
             segments={segment.name: segment for segment in segments},
         )
 
     return schema
+
+
+def _pid(value: Any, where: str) -> int:
+    pid: int = expect(value, int, where)
+    if not 0 <= pid < 2**32:
+        raise CodecError(f"{where}: not a process id: {str(pid)[:20]}")
+    return pid
 
 
 def _heartbeat(where: str, now: float) -> Callable[[Any], tuple[float, str, int]]:
@@ -382,7 +389,7 @@ def _heartbeat(where: str, now: float) -> Callable[[Any], tuple[float, str, int]
         return (
             seen,
             expect(document.get("host", ""), str, f"{where}.host"),
-            int(expect(document.get("pid", 0), int, f"{where}.pid")),
+            _pid(document.get("pid", 0), f"{where}.pid"),
         )
 
     return schema

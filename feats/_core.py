@@ -615,8 +615,8 @@ class AppCore:
     ) -> bool:
         with self.lock:
             held = self.served.get(feature)
-            if held is not None and version_position(version) < version_position(held.version):
-                return False
+            if held is not None and version_position(version) <= version_position(held.version):
+                return False  # older, or this process's own write coming back: nothing new
             if not self._acceptable(feature, record, held, where):
                 return False
             self.served[feature] = Served(version, raw, record, checked=True)

@@ -64,7 +64,7 @@ class _Group:
         self.version = version
         self.queues: dict[str, Units] = {}
         self.limits: dict[str, int] = {}
-        self.owner: Callable[[], object | None] = _nobody
+        self.owner: Callable[[], object | None] = _forever
 
     def queue(self, implementation: str) -> Units:
         found = self.queues.get(implementation)
@@ -73,8 +73,10 @@ class _Group:
         return found
 
 
-def _nobody() -> None:
-    return None
+def _forever() -> bool:
+    """The owner of a group exposures are added to by hand: it is never forgotten, as an
+    add could be racing the writer that found it empty."""
+    return True
 
 
 class ExposureBuffer:
@@ -115,7 +117,8 @@ class ExposureBuffer:
         ``owner`` (weakly held) appends to them: once it is gone and its queues are empty,
         the group is forgotten."""
         group = self._group(feature, version)
-        group.owner = weakref.ref(owner)
+        if group.owner is not _forever:
+            group.owner = weakref.ref(owner)
         for name, share in shares.items():
             group.limits[name] = max(1, int(self.capacity * share))
         return (
@@ -130,6 +133,7 @@ class ExposureBuffer:
     def add(self, feature: str, implementation: str, unit: str, version: str | None) -> None:
         """Record one exposure (used_implementation, record_exposure): the slow path."""
         group = self._group(feature, version)
+        group.owner = _forever
         queue = group.queue(implementation)
         if len(queue) < group.limits.get(implementation, self.capacity):
             queue.append(unit)

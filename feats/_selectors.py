@@ -104,6 +104,14 @@ def _name_problem(name: Any, what: str) -> str | None:
     return None
 
 
+def _held(allocation: Allocation) -> dict[str, int]:
+    """How many buckets each implementation's ranges hold."""
+    held: dict[str, int] = {}
+    for name, start, end in allocation:
+        held[name] = held.get(name, 0) + end - start
+    return held
+
+
 def _percent(fraction: float) -> str:
     value = fraction * 100
     return f"{value:.0f}%" if value == int(value) else f"{value:.3g}%"
@@ -127,8 +135,12 @@ class Static:
         return self.implementation
 
     def shape_problems(self) -> list[str]:
-        problem = _name_problem(self.implementation, "the implementation")
-        return [] if problem is None else [problem]
+        implementation = self.implementation
+        if type(implementation) is str and 0 < len(implementation) <= MAX_NAME:
+            return []
+        return [
+            f"the implementation must be a name of 1-{MAX_NAME} characters, got {implementation!r}"
+        ]
 
     def resolved(self, feature: str, key: RuleKey, previous: Selector | None) -> Self:
         return self
@@ -223,6 +235,7 @@ class _Split:
             if problem is not None
         ]
         weights = list(self.weights.values())
+        allocation = self.allocation
         if not weights or any(
             type(w) not in (int, float) or not 0 <= w <= MAX_WEIGHT  # NaN fails too
             for w in weights
@@ -233,8 +246,8 @@ class _Split:
             )
         elif sum(weights) <= 0:
             problems.append(f"weights must have a positive sum, got {dict(self.weights)}")
-        elif self.allocation is not None and shares(self.allocation) != {
-            name: count / BUCKETS for name, count in bucket_counts(self.weights).items() if count
+        elif allocation is not None and _held(allocation) != {
+            name: count for name, count in bucket_counts(self.weights).items() if count
         }:
             problems.append(
                 f"the allocation does not match the weights {dict(self.weights)}; "

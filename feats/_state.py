@@ -174,22 +174,26 @@ def shape_issues(state: FeatureState) -> list[Issue]:
     if len(set(segments)) != len(segments):
         issues.append(Issue(SEGMENTS, f"a segment is listed twice in {list(segments)}"))
     for key, selector in state.rules.items():
-        label = "fallthrough" if key is None else f"rule {list(key)}"
         if key is not None:
             if len(key) != len(segments) or not segments:
                 issues.append(
                     Issue(
                         key,
-                        f"{label} has {len(key)} value(s) but the state has {len(segments)} "
-                        f"segment(s) {list(segments)}; a rule key has one value per segment",
+                        f"rule {list(key)} has {len(key)} value(s) but the state has "
+                        f"{len(segments)} segment(s) {list(segments)}; a rule key has one "
+                        "value per segment",
                     )
                 )
                 continue
-            label = f"rule {state.label(key)}"
-            long = [value for value in key if len(value) > MAX_VALUE]
-            if long:
-                issues.append(Issue(key, f"{label}: a value over {MAX_VALUE} characters"))
-        issues.extend(Issue(key, f"{label}: {problem}") for problem in selector.shape_problems())
+            if any(len(value) > MAX_VALUE for value in key):
+                issues.append(
+                    Issue(key, f"rule {state.label(key)}: a value over {MAX_VALUE} characters")
+                )
+        problems = selector.shape_problems()
+        if problems:
+            # Labels are made only for what is reported: decoding sound states stays quick.
+            label = "fallthrough" if key is None else f"rule {state.label(key)}"
+            issues.extend(Issue(key, f"{label}: {problem}") for problem in problems)
     return issues
 
 
