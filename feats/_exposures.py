@@ -64,13 +64,17 @@ class _Group:
         self.version = version
         self.queues: dict[str, Units] = {}
         self.limits: dict[str, int] = {}
-        self.owner: Callable[[], object | None] = _forever
+        self.owner: Callable[[], object | None] = _nobody
 
     def queue(self, implementation: str) -> Units:
         found = self.queues.get(implementation)
         if found is None:
             found = self.queues.setdefault(implementation, deque())
         return found
+
+
+def _nobody() -> None:
+    return None
 
 
 def _forever() -> bool:
