@@ -108,6 +108,17 @@ class AppBase(Generic[FeatureT, BooleanT]):
         evaluation = explain_values(
             name, compiled.default, compiled.state, compiled.version, values
         )
+        drift = compiled.drift(evaluation.rule) if compiled.state is not None else None
+        if drift is not None:
+            # The snapshot serves the default there, as create() and explain() say.
+            evaluation = replace(
+                evaluation,
+                implementation=compiled.default,
+                reason=f"configuration drift: {drift}",
+                selector=None,
+                bucket=None,
+                default=True,
+            )
         return evaluation if not self._core.stale else replace(evaluation, stale=True)
 
     def record_exposure(self, evaluation: Evaluation) -> None:

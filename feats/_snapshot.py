@@ -409,6 +409,15 @@ class CompiledFeature:
 
     # -- explain -----------------------------------------------------------------------
 
+    def drift(self, rule: RuleKey) -> str | None:
+        """Why the default answers instead of ``rule`` (None: the fallthrough) as configured,
+        when this code cannot follow it: a segment or implementation it does not declare."""
+        self._prepare()
+        if self._problem is not None:
+            return self._problem.message
+        compiled = self._fallthrough if rule is None else self._rules.get(rule)
+        return compiled.message if isinstance(compiled, _Drift) else None
+
     def explain(self, args: tuple[Any, ...], *, stale: bool = False) -> Evaluation:
         """The same decision as ``choose``, with every step recorded. Never raises."""
         self._prepare()
