@@ -51,15 +51,22 @@ def pytest_bdd_apply_tag(tag: str, function: Any) -> bool | None:
     return True if tag.startswith("spec-") or tag.startswith("feats-") else None
 
 
-@pytest.fixture(params=["App", "aio"], autouse=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every scenario on both Apps in both resolve modes (the other tests here run once)."""
+    if metafunc.module.__name__.endswith("test_scenarios"):
+        metafunc.parametrize("app_kind", ["App", "aio"], indirect=True)
+        metafunc.parametrize("resolve_mode", ["sync", "async"], indirect=True)
+
+
+@pytest.fixture(autouse=True)
 def app_kind(request: pytest.FixtureRequest) -> AppKind:
-    kind: AppKind = request.param
+    kind: AppKind = getattr(request, "param", "App")
     return kind
 
 
-@pytest.fixture(params=["sync", "async"], autouse=True)
+@pytest.fixture(autouse=True)
 def resolve_mode(request: pytest.FixtureRequest) -> Mode:
-    mode: Mode = request.param
+    mode: Mode = getattr(request, "param", "sync")
     return mode
 
 

@@ -22,7 +22,7 @@ Feature: Abnormal execution answers the caller's default with an error code
       | float   | 1.5       |
       | object  | {"a": 1}  |
 
-  @spec-1.4.8 @spec-2.2.7
+  @spec-1.4.8 @spec-2.2.7 @spec-1.3.4
   Scenario Outline: A flag resolved as a type it does not answer is TYPE_MISMATCH
     Given "<feature>" answers "<implementation>" for everyone
     When the <type> flag "<feature>" is evaluated with the default <default>

@@ -9,7 +9,7 @@ Feature: Typed resolution of feats features
     And the provider is registered and ready
 
   @spec-2.2.1 @spec-2.2.2.1 @spec-2.2.3 @spec-2.2.4 @spec-2.2.6 @spec-2.3.2 @spec-1.3.1.1
-  @spec-1.4.1.1 @spec-1.4.3 @spec-1.4.6 @spec-1.4.7
+  @spec-1.4.1.1 @spec-1.4.3 @spec-1.4.6 @spec-1.4.7 @spec-1.4.12
   Scenario Outline: Each flag type resolves the configured implementation
     Given "<feature>" answers "<implementation>" for everyone
     When the <type> flag "<feature>" is evaluated with the default <default>
