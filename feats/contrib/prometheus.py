@@ -123,6 +123,11 @@ class FeatsCollector:
         if evaluations:
             app.add_evaluation_listener(self._evaluated)
 
+    def evaluation_counts(self) -> dict[tuple[str, str], int]:
+        """Evaluations counted so far by (feature, implementation), with ``evaluations``."""
+        with self._counts_lock:
+            return dict(self._counts)
+
     def close(self) -> None:
         self.app.remove_listener(self._changed)
         if self.evaluations:
@@ -272,8 +277,7 @@ class FeatsCollector:
                 labels=[*names, "feature", "implementation"],
             )
             if status is not None:
-                with self._counts_lock:
-                    counts = sorted(self._counts.items())
+                counts = sorted(self.evaluation_counts().items())
                 for (feature, implementation), count in counts:
                     evaluations.add_metric([*values, feature, implementation], float(count))
             yield evaluations
