@@ -67,7 +67,9 @@ async def main() -> None:
         )
         print(f"  {name} ({country}): {details.value}, {details.reason}")
     details = await client.get_string_details_async("PaymentProcessor", "acme", context(3))
-    print(f"  no Country: {details.value}, {details.reason}: {details.flag_metadata['explanation']}")
+    print(
+        f"  no Country: {details.value}, {details.reason}: {details.flag_metadata['explanation']}"
+    )
 
     print("\nAllowedPriorities, an object flag: what the implementation returns (an experiment)")
     await app.admin.set_state(
