@@ -16,8 +16,8 @@ Feature: Provider lifecycle: initialization, status, events and shutdown
   @spec-5.3.3
   Scenario: A handler added once the provider is ready runs at once
     Given the provider is registered and ready
-    When a handler for PROVIDER_READY events is added on the API
-    Then the PROVIDER_READY handler runs
+    When a handler for PROVIDER_READY events is added on the client
+    Then the PROVIDER_READY handler runs with the provider's name
 
   @spec-5.1.1 @spec-5.1.2 @feats-change
   Scenario: A change to a feature announces PROVIDER_CONFIGURATION_CHANGED naming it
