@@ -90,8 +90,8 @@ async def main() -> None:
             "AllowedPriorities", [], context(user_id)
         )
         print(f"  user {user_id}: {priorities.variant:<16} {priorities.value}, {priorities.reason}")
-    for _ in range(200):  # the writer flushes every 50 ms; wait for it, at most 2 s
-        if app.status.exposures_buffered == 0:
+    for _ in range(500):  # the writer flushes every 50 ms; wait for it, at most 5 s
+        if app.status.exposures_written - written >= 4:
             break
         await asyncio.sleep(0.01)
     print(f"  exposures recorded by these 4 evaluations: {app.status.exposures_written - written}")

@@ -753,9 +753,15 @@ def variants_split(world: World, share: int, name: str, other: str) -> None:
 # -- Then: exposures -------------------------------------------------------------------------
 
 
-def _exposures(world: World, feature: str) -> feats.ExposureReport:
+def _exposures(world: World, feature: str, count: int = 0) -> feats.ExposureReport:
+    """The stored report, once ``count`` exposures are written and none is buffered."""
     app = world.the_app
-    wait_for(lambda: world.the_app.status.exposures_buffered == 0, "exposures to be written")
+
+    def flushed() -> bool:
+        status = app.status
+        return status.exposures_written >= count and status.exposures_buffered == 0
+
+    wait_for(flushed, f"{count} exposures to be written")
     if isinstance(app, feats.App):
         return app.admin.exposures(feature)
     return world.loop.run(app.admin.exposures(feature))
@@ -765,7 +771,7 @@ def _exposures(world: World, feature: str) -> feats.ExposureReport:
     parsers.parse('the App has recorded {count:d} exposures of "{feature}", one per variant served')
 )
 def recorded_exposures(world: World, count: int, feature: str) -> None:
-    report = _exposures(world, feature)
+    report = _exposures(world, feature, count)
     assert report.total == count
     served: dict[str, int] = {}
     for _, details in world.results:
@@ -777,6 +783,7 @@ def recorded_exposures(world: World, count: int, feature: str) -> None:
 @then(parsers.parse('the App has recorded no exposure of "{feature}"'))
 def recorded_no_exposure(world: World, feature: str) -> None:
     assert _exposures(world, feature).total == 0
+    assert world.the_app.status.exposures_written == 0
 
 
 # -- Then: status, events, hooks -------------------------------------------------------------
