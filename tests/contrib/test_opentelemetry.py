@@ -195,7 +195,7 @@ def test_no_user_identifier_unless_a_segment_is_named(
     handles["PaymentProcessor"].create(Shopper(43, "CA"))  # the CA rule never reads UserId
     first, second, third = telemetry.events()
     assert "feature_flag.context.id" not in first
-    assert "42" not in json.dumps(first)
+    assert "42" not in first.values()
     assert second["feature_flag.context.id"] == "42"
     assert "feature_flag.context.id" not in third
 
