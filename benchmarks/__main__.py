@@ -28,6 +28,7 @@ from benchmarks.exposures import exposure_steps, run_exposures
 from benchmarks.propagation import propagation_steps, run_propagation
 from benchmarks.report import write_report
 from benchmarks.startup import run_startup, startup_steps
+from benchmarks.telemetry import run_telemetry, telemetry_steps
 
 __all__ = ["main"]
 
@@ -41,6 +42,8 @@ _DISTRIBUTIONS = (
     "UnleashClient",
     "flagsmith",
     "openfeature-sdk",
+    "opentelemetry-sdk",
+    "prometheus_client",
 )
 
 
@@ -189,6 +192,7 @@ def _run(args: argparse.Namespace, arguments: list[str], settings: Settings) -> 
             ("propagation", propagation_steps(settings), run_propagation),
             ("startup", startup_steps(settings), run_startup),
             ("exposures", exposure_steps(settings), run_exposures),
+            ("telemetry", telemetry_steps(settings), run_telemetry),
         ]
         with Steps(enabled=not args.no_progress) as steps:
             sections = [(name, steps.section(name, total), run) for name, total, run in plan]

@@ -14,6 +14,7 @@ __all__ = [
     "Results",
     "StartupRow",
     "Target",
+    "TelemetryRow",
 ]
 
 
@@ -100,6 +101,17 @@ class ExposureRun:
 
 
 @dataclass
+class TelemetryRow:
+    subject: str
+    note: str
+    ns: float
+    runs: list[float]
+    evaluations: int
+    events: int | None
+    problems: list[str]
+
+
+@dataclass
 class Target:
     name: str
     goal: str
@@ -118,6 +130,7 @@ class Results:
     poll_intervals: list[PollRow] = field(default_factory=list)
     startup: list[StartupRow] = field(default_factory=list)
     exposures: list[ExposureRun] = field(default_factory=list)
+    telemetry: list[TelemetryRow] = field(default_factory=list)
     targets: list[Target] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     sections_seconds: dict[str, float] = field(default_factory=dict)

@@ -7,7 +7,7 @@ from typing import Final
 
 __all__ = ["FULL", "QUICK", "SECTIONS", "Settings"]
 
-SECTIONS: Final = ("evaluation", "propagation", "startup", "exposures")
+SECTIONS: Final = ("evaluation", "propagation", "startup", "exposures", "telemetry")
 
 
 @dataclass(frozen=True)

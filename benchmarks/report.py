@@ -18,6 +18,7 @@ from benchmarks._results import (
     Results,
     StartupRow,
     Target,
+    TelemetryRow,
 )
 from benchmarks.peers import PEER_LIBRARIES, SCENARIOS
 
@@ -433,6 +434,36 @@ def _exposures_md(results: Results) -> list[str]:
     return lines
 
 
+def _telemetry_md(results: Results) -> list[str]:
+    if not results.telemetry:
+        return []
+    lines = ["## Telemetry", ""]
+    lines.append(
+        "Scenario (b), sync create on Apps that differ only in their evaluation listeners "
+        "(each subject its own App; slices interleaved), then OpenFeature get_string_value "
+        "on FeatsProvider without and with the OpenTelemetry hook. Median ns per evaluation, "
+        "loop overhead subtracted."
+    )
+    lines.append("")
+    off = next((row.ns for row in results.telemetry if row.subject == "off"), None)
+    plain = next(
+        (row.ns for row in results.telemetry if row.subject == "OpenFeature, no hook"), None
+    )
+    rows = []
+    for row in results.telemetry:
+        base = plain if row.subject.startswith("OpenFeature") else off
+        ratio = f"{row.ns / base:.2f}x" if base else ""
+        events = "" if row.events is None else f"{row.events:,}"
+        rows.append(
+            [row.subject, _fmt_ns(row.ns), ratio, events, "; ".join(row.problems) or "ok", row.note]
+        )
+    lines += _table(
+        ["telemetry", "per evaluation", "x off", "events", "sanity", "what"], rows, "lrrrll"
+    )
+    lines.append("")
+    return lines
+
+
 def _targets_md(results: Results) -> list[str]:
     lines = ["## Targets", ""]
     rows = [
@@ -503,6 +534,7 @@ def _markdown(results: Results) -> str:
     lines += _propagation_md(results)
     lines += _startup_md(results)
     lines += _exposures_md(results)
+    lines += _telemetry_md(results)
     lines += _notes_md(results)
     return "\n".join(lines).rstrip() + "\n"
 
@@ -695,6 +727,7 @@ def load_results(path: Path) -> Results:
         poll_intervals=[PollRow(**poll) for poll in document["poll_intervals"]],
         startup=[StartupRow(**row) for row in document["startup"]],
         exposures=[ExposureRun(**run) for run in document["exposures"]],
+        telemetry=[TelemetryRow(**row) for row in document.get("telemetry", [])],
         failures=[Failure(**failure) for failure in document["failures"]],
         sections_seconds=document["sections_seconds"],
     )

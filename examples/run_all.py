@@ -14,6 +14,7 @@ EXAMPLES = (
     "confirm_text.py",
     "image_processing.py",
     "priorities_experiment.py",
+    "openfeature_provider.py",
 )
 
 

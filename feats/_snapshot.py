@@ -172,7 +172,10 @@ def explain_values(
     version: str | None,
     values: Mapping[str, str],
     *,
+    broken: str | None = None,
+    drift: Callable[[RuleKey], str | None] | None = None,
     stale: bool = False,
+    note: str | None = None,
 ) -> Evaluation:
     """explain_state for given segment values (``{"Country": "US", "UserId": "42"}``)."""
 
@@ -182,7 +185,9 @@ def explain_values(
             raise MissingSegment(segment)
         return found
 
-    return explain_state(feature, default, state, version, read, stale=stale)
+    return explain_state(
+        feature, default, state, version, read, broken=broken, drift=drift, stale=stale, note=note
+    )
 
 
 def _raised(failed: SegmentFailed) -> str:
@@ -521,11 +526,25 @@ class CompiledFeature:
     # -- explain -----------------------------------------------------------------------
 
     def explain_values(self, values: Mapping[str, str], *, stale: bool = False) -> Evaluation:
-        """explain_values for this feature's current state (see the module function)."""
+        """Which implementation users with these segment values get from this feature's
+        state, and why: the same explanation as explain(), drift included (the default
+        answers where the code cannot serve a rule)."""
         self._prepare()
         return explain_values(
-            self.name, self.default, self.state, self.version, values, stale=stale
+            self.name,
+            self.default,
+            self.state,
+            self.version,
+            values,
+            broken=None if self._problem is None else self._problem.message,
+            drift=self._drift_of,
+            stale=stale,
+            note=self._note,
         )
+
+    def _drift_of(self, key: RuleKey) -> str | None:
+        found = self._drifts.get(key)
+        return None if found is None else found.message
 
     def explain(self, args: tuple[Any, ...], *, stale: bool = False) -> Evaluation:
         """The same decision as ``choose``, with every step recorded. Never raises."""
@@ -540,10 +559,6 @@ class CompiledFeature:
                 raise SegmentFailed(segment, error) from error
             return value
 
-        def drift(key: RuleKey) -> str | None:
-            found = self._drifts.get(key)
-            return None if found is None else found.message
-
         return explain_state(
             self.name,
             self.default,
@@ -551,7 +566,7 @@ class CompiledFeature:
             self.version,
             read,
             broken=None if self._problem is None else self._problem.message,
-            drift=drift,
+            drift=self._drift_of,
             stale=stale,
             note=self._note,
         )

@@ -116,3 +116,13 @@ def test_redis_sections_ran_when_redis_was_there(run: tuple[Path, dict[str, Any]
     assert on
     for run_ in on:
         assert run_["in_redis"] + run_["dropped"] == run_["evaluations"]
+
+
+def test_telemetry_rows_answer_as_without_listeners_and_count_every_event(
+    run: tuple[Path, dict[str, Any]],
+) -> None:
+    _, document = run
+    rows = {row["subject"]: row for row in document["telemetry"]}
+    assert {"off", "off again", "OpenTelemetry events, SDK", "OpenFeature, no hook"} <= set(rows)
+    assert [row["problems"] for row in rows.values() if row["problems"]] == []
+    assert rows["OpenTelemetry events, SDK"]["events"] == rows["off"]["evaluations"]

@@ -20,6 +20,7 @@ EXPECTED = {
     "confirm_text.py": "rule UserDevice=ios: static save",
     "image_processing.py": "processed now: none; deferred: 100, 101, 102, 200, 201",
     "priorities_experiment.py": "users only preselected, never exposed: 1,500",
+    "openfeature_provider.py": "Bruno (CA): premium, TARGETING_MATCH",
 }
 
 

@@ -1,5 +1,7 @@
 """The App's hooks for integrations: listeners, evaluation by segment values, pins, closed."""
 
+import json
+
 import pytest
 
 import feats
@@ -114,3 +116,33 @@ def test_a_pinned_state_answers_and_explain_says_so(app: feats.App) -> None:
         assert processor.find_implementation(user(1, "CA")) == "aperture"
         app._core.override(processor.name, None)
         assert processor.find_implementation(user(1, "CA")) == "acme"
+
+
+def test_explain_values_says_drift_where_the_snapshot_serves_the_default() -> None:
+    storage = feats.MemoryStorage()
+    app = feats.App(storage=storage)
+    declare_segments(app)
+    processor = declare_payments(app)
+    record = {
+        "schema": 1,
+        "feature": "PaymentProcessor",
+        "state": {
+            "segments": ["Country"],
+            "rules": [
+                {"key": ["CA"], "selector": {"type": "static", "implementation": "stripe"}},
+                {"key": None, "selector": {"type": "static", "implementation": "premium"}},
+            ],
+        },
+        "author": "other code",
+        "reason": "",
+        "time": 0,
+    }
+    with app:
+        ok, version = storage.write("PaymentProcessor", json.dumps(record), None)
+        assert ok
+        app.wait_for_version(version, timeout=5)
+        canada = app.explain_values(processor, {"Country": "CA"})
+        assert canada.implementation == processor.find_implementation(user(1, "CA")) == "acme"
+        assert canada.reason.startswith("configuration drift") and "'stripe'" in canada.reason
+        assert canada.default and canada.selector is None
+        assert app.explain_values(processor, {"Country": "US"}).implementation == "premium"
