@@ -70,7 +70,7 @@ def plan_write(
 
 
 def decode_current(
-    current: tuple[str, str] | None, *, overwriting: bool = False
+    current: tuple[str, str | bytes] | None, *, overwriting: bool = False
 ) -> tuple[str | None, Record | None]:
     """The stored version and record; CodecError if the record is unreadable.
 

@@ -289,13 +289,13 @@ return {redis.call('HGET', KEYS[2], ARGV[1]), redis.call('HGET', KEYS[1], ARGV[1
 
 def write_call(
     keys: Keys, feature: str, record: str, expected: str | None
-) -> tuple[list[str], list[str]]:
+) -> tuple[list[str], list[str | bytes]]:
     """KEYS and ARGV of WRITE_SCRIPT."""
     return (
         [keys.log, keys.states, keys.versions, keys.history(feature), keys.epoch],
         [
             feature,
-            "*" if expected is None else expected,
+            "*" if expected is None else expected.encode("utf-8", errors="surrogateescape"),
             record,
             new_epoch(),
             str(LOG_MAXLEN),
@@ -318,11 +318,21 @@ def load_args() -> list[str]:
     return [str(MAX_RECORD_BYTES)]
 
 
-def parse_current(reply: Any) -> tuple[str, str] | None:
+def parse_current(reply: Any) -> tuple[str, str | bytes] | None:
+    """The version (exact: a write's compare-and-set gives it back, garbage included) and
+    the record as Redis sent it (the codec reads it strictly)."""
     version, raw = reply
     if version in (None, False) or raw in (None, False):
         return None
-    return text(version), text(raw)
+    return exact_text(version), _value(raw)
+
+
+def exact_text(value: Any) -> str:
+    """Reply bytes as text that encodes back to the same bytes (``surrogateescape``): for
+    values feats sends back to Redis, such as the version a compare-and-set expects."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="surrogateescape")
+    return text(value)
 
 
 def client_socket_timeout(client: Any) -> float | None:

@@ -67,7 +67,7 @@ class Storage(Protocol):
     def read(self, after: str, block_ms: int) -> list[RawEntry]: ...
     def get_epoch(self) -> str | None: ...
     def epoch_and_head(self) -> tuple[str | None, str]: ...
-    def current(self, feature: str) -> tuple[str, str] | None: ...
+    def current(self, feature: str) -> tuple[str, str | bytes] | None: ...
     def write(self, feature: str, record: str, expected: str | None) -> tuple[bool, str]: ...
     def reseed(
         self,
@@ -109,7 +109,7 @@ class MemoryStorage:
     def epoch_and_head(self) -> tuple[str | None, str]:
         return self.log.epoch_and_head()
 
-    def current(self, feature: str) -> tuple[str, str] | None:
+    def current(self, feature: str) -> tuple[str, str | bytes] | None:
         return self.log.current(feature)
 
     def write(self, feature: str, record: str, expected: str | None) -> tuple[bool, str]:
@@ -203,11 +203,11 @@ class RedisStorage:
         with storage_errors(what):
             return self.redis.execute_command(*args, **{NEVER_DECODE: True})
 
-    def _eval(self, what: str, script: str, keys: list[str], args: list[str]) -> Any:
+    def _eval(self, what: str, script: str, keys: list[str], args: Sequence[str | bytes]) -> Any:
         # EVAL rather than EVALSHA: no NOSCRIPT after a restart or a failover; Redis caches it.
         return self._raw(what, "EVAL", script, len(keys), *keys, *args)
 
-    def _eval_ro(self, what: str, script: str, keys: list[str], args: list[str]) -> Any:
+    def _eval_ro(self, what: str, script: str, keys: list[str], args: Sequence[str | bytes]) -> Any:
         """A read-only script: EVAL_RO needs only read access to its keys (a least-privilege
         App user has no more), where EVAL asks for write access; EVAL before Redis 7."""
         if self._eval_ro_known:
@@ -242,7 +242,7 @@ class RedisStorage:
         keys = [self.keys.log, self.keys.epoch]
         return parse_head(self._eval_ro("head", HEAD_SCRIPT, keys, []))
 
-    def current(self, feature: str) -> tuple[str, str] | None:
+    def current(self, feature: str) -> tuple[str, str | bytes] | None:
         keys = [self.keys.states, self.keys.versions]
         return parse_current(self._eval_ro("read", CURRENT_SCRIPT, keys, [feature]))
 

@@ -68,7 +68,7 @@ class Storage(Protocol):
     async def read(self, after: str, block_ms: int) -> list[RawEntry]: ...
     async def get_epoch(self) -> str | None: ...
     async def epoch_and_head(self) -> tuple[str | None, str]: ...
-    async def current(self, feature: str) -> tuple[str, str] | None: ...
+    async def current(self, feature: str) -> tuple[str, str | bytes] | None: ...
     async def write(self, feature: str, record: str, expected: str | None) -> tuple[bool, str]: ...
     async def reseed(
         self,
@@ -110,7 +110,7 @@ class MemoryStorage:
     async def epoch_and_head(self) -> tuple[str | None, str]:
         return self.log.epoch_and_head()
 
-    async def current(self, feature: str) -> tuple[str, str] | None:
+    async def current(self, feature: str) -> tuple[str, str | bytes] | None:
         return self.log.current(feature)
 
     async def write(self, feature: str, record: str, expected: str | None) -> tuple[bool, str]:
@@ -204,11 +204,15 @@ class RedisStorage:
         with storage_errors(what):
             return await self.redis.execute_command(*args, **{NEVER_DECODE: True})
 
-    async def _eval(self, what: str, script: str, keys: list[str], args: list[str]) -> Any:
+    async def _eval(
+        self, what: str, script: str, keys: list[str], args: Sequence[str | bytes]
+    ) -> Any:
         # EVAL rather than EVALSHA: no NOSCRIPT after a restart or a failover; Redis caches it.
         return await self._raw(what, "EVAL", script, len(keys), *keys, *args)
 
-    async def _eval_ro(self, what: str, script: str, keys: list[str], args: list[str]) -> Any:
+    async def _eval_ro(
+        self, what: str, script: str, keys: list[str], args: Sequence[str | bytes]
+    ) -> Any:
         """A read-only script: EVAL_RO needs only read access to its keys (a least-privilege
         App user has no more), where EVAL asks for write access; EVAL before Redis 7."""
         if self._eval_ro_known:
@@ -243,7 +247,7 @@ class RedisStorage:
         keys = [self.keys.log, self.keys.epoch]
         return parse_head(await self._eval_ro("head", HEAD_SCRIPT, keys, []))
 
-    async def current(self, feature: str) -> tuple[str, str] | None:
+    async def current(self, feature: str) -> tuple[str, str | bytes] | None:
         keys = [self.keys.states, self.keys.versions]
         return parse_current(await self._eval_ro("read", CURRENT_SCRIPT, keys, [feature]))
 

@@ -104,7 +104,7 @@ def test_the_app_user_follows_and_cannot_change_configuration(
         with pytest.raises(feats.StorageError, match=r"NOPERM|no permissions"):
             app.app.admin.set_state(app.Checkout, canada_gets("oneclick"), author="x", reason="y")
         script_keys, args = write_call(keys, "Checkout", "{}", None)
-        attempts: list[tuple[str | int, ...]] = [
+        attempts: list[tuple[str | bytes | int, ...]] = [
             ("EVAL", WRITE_SCRIPT, len(script_keys), *script_keys, *args),
             ("HSET", keys.states, "Checkout", "{}"),
             ("XADD", keys.log, "*", "feature", "Checkout", "record", "{}", "prev", second),
