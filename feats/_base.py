@@ -46,14 +46,18 @@ class AppBase(Generic[FeatureT, BooleanT]):
         flush_interval: float,
         exposure_capacity: int,
         reseed: bool,
+        freeze_gc: bool,
     ) -> None:
         """``reseed``: when the store lost configuration this App still serves (Redis
         restarted empty, a failover lost writes), write it back from the snapshot; with
-        False, or if the ACL forbids it, keep serving it and report it as ``diverged``."""
+        False, or if the ACL forbids it, keep serving it and report it as ``diverged``.
+        ``freeze_gc``: after a full load, and once many features were compiled, move
+        long-lived objects out of the cyclic collector's way (gc.freeze(), see README)."""
         self.registry = Registry()
         self._core = AppCore(self.registry, exposure_capacity=exposure_capacity)
         self.start_timeout = start_timeout
         self.reseed = reseed
+        self.freeze_gc = freeze_gc
         self.flush_interval = flush_interval
         self._block_ms = block_ms
         self._publisher = CatalogPublisher(self.registry)
@@ -64,9 +68,7 @@ class AppBase(Generic[FeatureT, BooleanT]):
         self, storage: FollowerStorage, *, advanced: Callable[[], None], loaded: Callable[[], None]
     ) -> Follower:
         """Start the background Follower on ``storage`` (the shell's follower storage)."""
-        if not self._core.started:
-            self._core.started = True
-            self._core.recompile()  # no more "never started" answers
+        self._core.started = True
         follower = Follower(
             self._core,
             storage,
@@ -76,6 +78,7 @@ class AppBase(Generic[FeatureT, BooleanT]):
             flush_interval=self.flush_interval,
             advanced=advanced,
             loaded=loaded,
+            freeze_gc=self.freeze_gc,
         )
         self._follower = follower
         if self._core.state == "closed":

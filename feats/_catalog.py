@@ -128,7 +128,7 @@ def _canonical_declarations(registry: Registry, breathe: Callable[[], None]) -> 
     that thousands of them never hold the interpreter in one long call."""
     parts = ['{"features":[']
     for count, declaration in enumerate(registry):
-        if count and not count % 256:
+        if count and not count % 16:
             breathe()
         parts.append(("," if count else "") + _canonical(_feature_document(declaration)))
     parts.append('],"segments":[')

@@ -119,6 +119,8 @@ def _same(one: str | bytes, other: str | bytes) -> bool:
 
 def _oversized(raw: str | bytes) -> str | None:
     """The size LOAD_SCRIPT gives instead of a record too large to send, if it did."""
+    if raw[:1] not in (b"o", "o"):  # a record starts with "{"; the marker with "o"
+        return None
     text = raw[: len(OVERSIZED) + 20]
     if isinstance(text, bytes):
         text = text.decode("ascii", errors="replace")
@@ -176,6 +178,8 @@ class AppCore:
         self.reseeds = 0
         self.diverged: set[str] = set()
         self._refused_epoch: str | None = None
+        self._resolver = self._resolve
+        """One bound method every lazily loaded feature shares, rather than one each."""
         self.started = False
         """Whether start() was ever called: an App evaluated before it says so, once."""
         self._warned: set[tuple[str, str]] = set()
@@ -306,7 +310,8 @@ class AppCore:
                 self.warn,
                 self.exposures,
                 observe=observe,
-                resolve=lambda: self._resolve(name, served),
+                resolve=self._resolver,
+                source=served,
             )
         return CompiledFeature(
             declaration,
@@ -317,11 +322,14 @@ class AppCore:
             self.exposures,
             note=note,
             observe=observe,
-            first=None if self.started or served is not None else self._unstarted,
+            first=None if self.started or served is not None else self._unstarted_note,
         )
 
-    def _unstarted(self, name: str) -> str:
-        """What an App evaluated before it was ever started says, once per feature."""
+    def _unstarted_note(self, name: str) -> str | None:
+        """What an App evaluated before it was ever started says, once per feature (nothing
+        if it has been started since the feature was compiled)."""
+        if self.started:
+            return None
         message = (
             "this App was never started (`with app:` / `async with app:`, or start()), "
             "so no configuration was loaded"
@@ -508,7 +516,7 @@ class AppCore:
         before = dict(self.served)
         served: dict[str, Served] = {}
         for count, (feature, (version, raw)) in enumerate(loaded.records.items()):
-            if not count % 512:
+            if not count % 64:
                 breathe()
             held = before.get(feature)
             if held is not None:
@@ -553,7 +561,7 @@ class AppCore:
         """_swap for many features: compiled in slices between breaths, swapped at once."""
         fresh: dict[str, CompiledFeature] = {}
         for count, name in enumerate(names):
-            if not count % 512:
+            if not count % 64:
                 breathe()
             with self.lock:
                 fresh[name] = self._compile(name)

@@ -142,6 +142,9 @@ class Registry:
     features: dict[str, FeatureDeclaration] = field(default_factory=dict)
     segments: dict[str, SegmentDeclaration] = field(default_factory=dict)
     generation: int = 0
+    compiled: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
+    """What compiling features derives from these declarations alone (segment readers),
+    made once and shared by every feature rather than once per feature."""
 
     def add_feature(self, declaration: FeatureDeclaration) -> None:
         if declaration.name in self.features:

@@ -182,13 +182,20 @@ local head = '0-0'
 if #last > 0 then head = last[1][1] end
 local states = redis.call('HGETALL', KEYS[2])
 local limit = tonumber(ARGV[1])
-if limit then
-  for i = 2, #states, 2 do
-    local size = string.len(states[i])
-    if size > limit then states[i] = 'oversized:' .. size end
+-- Each record with its version, in one list: (name, version, record) triples, so the App
+-- pairs them without building a dictionary of versions first.
+local records = {}
+for i = 1, #states, 2 do
+  local record = states[i + 1]
+  if limit and string.len(record) > limit then record = 'oversized:' .. string.len(record) end
+  local version = redis.call('HGET', KEYS[3], states[i])
+  if version then
+    records[#records + 1] = states[i]
+    records[#records + 1] = version
+    records[#records + 1] = record
   end
 end
-return {head, EPOCH(KEYS[4]), states, redis.call('HGETALL', KEYS[3])}
+return {head, EPOCH(KEYS[4]), records}
 """
 )
 
@@ -207,18 +214,23 @@ def _pairs(flat: Sequence[Any]) -> dict[str, str]:
 
 
 def parse_loaded(reply: Any) -> Loaded:
+    """LOAD_SCRIPT's reply. Thousands of records are paired in a few bulk steps rather than
+    a Python call each: this runs on the tail's thread, which an event loop shares."""
     try:
-        head, epoch, states, versions = reply
-    except (TypeError, ValueError) as error:
+        head, epoch, records = reply
+        names = [
+            name.decode("utf-8", errors="replace") if type(name) is bytes else text(name)
+            for name in records[0::3]
+        ]
+        versions = [
+            version.decode("utf-8", errors="replace") if type(version) is bytes else text(version)
+            for version in records[1::3]
+        ]
+        pairs = dict(zip(names, zip(versions, records[2::3], strict=True), strict=True))
+    except (TypeError, ValueError, AttributeError) as error:
         raise StorageError(f"unexpected load reply from Redis: {reply!r}"[:300]) from error
-    states_map = {text(states[i]): _value(states[i + 1]) for i in range(0, len(states) - 1, 2)}
-    versions_map = _pairs(versions)
     return Loaded(
-        records={
-            feature: (versions_map[feature], raw)
-            for feature, raw in states_map.items()
-            if feature in versions_map
-        },
+        records=pairs,
         head=text(head),
         epoch=None if epoch in (None, False) else text(epoch),
     )

@@ -30,6 +30,7 @@ __all__ = [
     "RuleKey",
     "Selector",
     "Static",
+    "constant_pick",
     "decode_selector",
     "expect",
     "rule_label",
@@ -117,6 +118,9 @@ def _percent(fraction: float) -> str:
     return f"{value:.0f}%" if value == int(value) else f"{value:.3g}%"
 
 
+_STATICS: dict[str, Any] = {}
+
+
 @dataclass(frozen=True)
 class Static:
     """Always the same implementation."""
@@ -150,7 +154,14 @@ class Static:
 
     @classmethod
     def decode(cls, document: dict[str, Any], where: str) -> Self:
-        return cls(expect(document.get("implementation"), str, f"{where}.implementation"))
+        implementation = expect(document.get("implementation"), str, f"{where}.implementation")
+        # Immutable, so the same one serves every rule that routes to this implementation.
+        shared = _STATICS.get(implementation)
+        if shared is None or type(shared) is not cls:
+            shared = cls(implementation)
+            if len(_STATICS) < 10_000:
+                _STATICS[implementation] = shared
+        return shared
 
     def constant(self) -> str | None:
         """The answer for every user this rule matches, when it needs no segment."""
@@ -165,8 +176,7 @@ class Static:
         failed: Failed,
         record: tuple[ExposureSink, str | None, object] | None = None,
     ) -> Pick:
-        implementation = self.implementation
-        return lambda args: implementation
+        return constant_pick(self.implementation)
 
     def assign(self, feature: str, key: RuleKey, value: str) -> tuple[str, int | None]:
         return self.implementation, None
@@ -364,46 +374,12 @@ class _Split:
         if record is not None and self.records_exposures:
             sink, version, owner = record
             queues, limits = sink.queues(feature, version, names, owner, shares(allocation))
-            overflow = sink.overflow
-
-            def experiment(args: tuple[Any, ...]) -> str:
-                try:
-                    value = read(args[index])
-                    found = bisect_right(starts, _hash(value.encode(), salt) % BUCKETS) - 1
-                    # Recording an exposure is an append to this implementation's queue.
-                    queue = queues[found]
-                    if len(queue) < limits[found]:
-                        queue.append(value)
-                    else:
-                        overflow()
-                    return names[found]
-                except Exception as error:
-                    return failed(error)
-
-            return experiment
+            return _experiment(
+                read, index, salt, starts, names, queues, limits, sink.overflow, failed
+            )
         if len(names) == 2:
-            # Two ranges (any boolean rollout): one comparison instead of a bisect.
-            first, second, cut = names[0], names[1], starts[1]
-
-            def split_two(args: tuple[Any, ...]) -> str:
-                try:
-                    if _hash(read(args[index]).encode(), salt) % BUCKETS < cut:
-                        return first
-                    return second
-                except Exception as error:
-                    return failed(error)
-
-            return split_two
-
-        def split(args: tuple[Any, ...]) -> str:
-            try:
-                return names[
-                    bisect_right(starts, _hash(read(args[index]).encode(), salt) % BUCKETS) - 1
-                ]
-            except Exception as error:
-                return failed(error)
-
-        return split
+            return _split_two(read, index, salt, names[0], names[1], starts[1], failed)
+        return _split(read, index, salt, starts, names, failed)
 
     def assign(self, feature: str, key: RuleKey, value: str) -> tuple[str, int | None]:
         """The implementation and bucket of a segment value (what ``picker`` answers)."""
@@ -411,6 +387,123 @@ class _Split:
         allocation = self.ranges()
         starts = [start for _, start, _ in allocation]
         return allocation[bisect_right(starts, chosen) - 1][0], chosen
+
+
+# The picks: functions whose state is in their default arguments rather than in closure
+# cells. As fast to read (LOAD_FAST), and two objects for the cyclic collector to track
+# per pick (the function and its defaults) instead of one more per captured variable.
+
+
+def _split_two(
+    read: Callable[[Any], Any],
+    index: int,
+    salt: int,
+    first: str,
+    second: str,
+    cut: int,
+    failed: Failed,
+) -> Pick:
+    """Two ranges (any boolean rollout): one comparison instead of a bisect."""
+
+    def split_two(
+        args: tuple[Any, ...],
+        read: Callable[[Any], Any] = read,
+        index: int = index,
+        salt: int = salt,
+        first: str = first,
+        second: str = second,
+        cut: int = cut,
+        failed: Failed = failed,
+    ) -> str:
+        try:
+            if _hash(read(args[index]).encode(), salt) % BUCKETS < cut:
+                return first
+            return second
+        except Exception as error:
+            return failed(error)
+
+    return split_two
+
+
+def _split(
+    read: Callable[[Any], Any],
+    index: int,
+    salt: int,
+    starts: tuple[int, ...],
+    names: tuple[str, ...],
+    failed: Failed,
+) -> Pick:
+    def split(
+        args: tuple[Any, ...],
+        read: Callable[[Any], Any] = read,
+        index: int = index,
+        salt: int = salt,
+        starts: tuple[int, ...] = starts,
+        names: tuple[str, ...] = names,
+        failed: Failed = failed,
+    ) -> str:
+        try:
+            return names[
+                bisect_right(starts, _hash(read(args[index]).encode(), salt) % BUCKETS) - 1
+            ]
+        except Exception as error:
+            return failed(error)
+
+    return split
+
+
+def _experiment(
+    read: Callable[[Any], Any],
+    index: int,
+    salt: int,
+    starts: tuple[int, ...],
+    names: tuple[str, ...],
+    queues: tuple[deque[str], ...],
+    limits: tuple[int, ...],
+    overflow: Callable[[], None],
+    failed: Failed,
+) -> Pick:
+    def experiment(
+        args: tuple[Any, ...],
+        read: Callable[[Any], Any] = read,
+        index: int = index,
+        salt: int = salt,
+        starts: tuple[int, ...] = starts,
+        names: tuple[str, ...] = names,
+        queues: tuple[deque[str], ...] = queues,
+        limits: tuple[int, ...] = limits,
+        overflow: Callable[[], None] = overflow,
+        failed: Failed = failed,
+    ) -> str:
+        try:
+            value = read(args[index])
+            found = bisect_right(starts, _hash(value.encode(), salt) % BUCKETS) - 1
+            # Recording an exposure is an append to this implementation's queue.
+            queue = queues[found]
+            if len(queue) < limits[found]:
+                queue.append(value)
+            else:
+                overflow()
+            return names[found]
+        except Exception as error:
+            return failed(error)
+
+    return experiment
+
+
+_CONSTANTS: dict[str, Pick] = {}
+
+
+def constant_pick(answer: str) -> Pick:
+    """One shared function per answer: constant picks allocate nothing of their own."""
+    pick = _CONSTANTS.get(answer)
+    if pick is None:
+
+        def pick(args: tuple[Any, ...], answer: str = answer) -> str:
+            return answer
+
+        pick = _CONSTANTS.setdefault(answer, pick)
+    return pick
 
 
 class Rollout(_Split):

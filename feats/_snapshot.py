@@ -4,14 +4,15 @@ explanation of a decision that both ``explain()`` and the admin's explain give."
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from ._bucketing import BUCKETS
 from ._declarations import FeatureDeclaration, Registry
 from ._errors import ConfigurationError
-from ._selectors import ExposureSink, Pick, RuleKey, Selector
+from ._selectors import ExposureSink, Pick, RuleKey, Selector, constant_pick
 from ._state import FeatureState
 
 __all__ = [
@@ -28,8 +29,8 @@ Warn = Callable[[str, str, str], None]
 """``warn(feature, cause, message)``: the App logs each (feature, cause) once."""
 Observe = Callable[["CompiledFeature", tuple[Any, ...]], None]
 """``observe(compiled, args)``: told of every answer, after it was chosen."""
-Resolve = Callable[[], "tuple[FeatureState | None, str | None]"]
-"""Gives a lazily loaded feature its state and version when it is first used."""
+Resolve = Callable[[str, Any], "tuple[FeatureState | None, str | None]"]
+"""``resolve(name, source)``: a lazily loaded feature's state and version, at first use."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,19 +223,9 @@ class _Drift:
     message: str
 
 
-_CONSTANTS: dict[str, Pick] = {}
-
-
-def _constant(answer: str) -> Pick:
-    """One shared function per answer: constant features allocate nothing of their own."""
-    pick = _CONSTANTS.get(answer)
-    if pick is None:
-
-        def pick(args: tuple[Any, ...]) -> str:
-            return answer
-
-        pick = _CONSTANTS.setdefault(answer, pick)
-    return pick
+_constant = constant_pick
+_NO_DRIFTS: dict[RuleKey, _Drift] = {}
+"""Shared by every feature without drift (most): never written to."""
 
 
 class CompiledFeature:
@@ -252,6 +243,7 @@ class CompiledFeature:
         "_record",
         "_registry",
         "_resolver",
+        "_source",
         "_warn",
         "choose",
         "declaration",
@@ -274,15 +266,18 @@ class CompiledFeature:
         note: str | None = None,
         observe: Observe | None = None,
         resolve: Resolve | None = None,
-        first: Callable[[str], str] | None = None,
+        source: Any = None,
+        first: Callable[[str], str | None] | None = None,
     ) -> None:
         """``note``: said first in every explain() reason (e.g. an override in tests).
         ``observe``: called after every choose and use (evaluation listeners, opt-in).
-        ``resolve``: the state is not known yet; this gives it (and its version) when the
-        feature is first used. ``first(name)``: called at the first use, and what it
-        returns becomes the note."""
+        ``resolve``: the state is not known yet; ``resolve(name, source)`` gives it (and its
+        version) when the feature is first used (one function for every feature, so a
+        lazily loaded feature holds nothing of its own but its source). ``first(name)``:
+        called at the first use, and what it returns becomes the note."""
         self.declaration = declaration
         self._resolver = resolve
+        self._source = source
         self._first = first
         self.name = declaration.name
         self.state = state
@@ -336,8 +331,15 @@ class CompiledFeature:
         self._finish()
         return self.use(args)
 
+    compiles: ClassVar[int] = 0
+    """Features compiled in this process so far, and when the last one was (monotonic):
+    the App's writer freezes the heap once many were and compiling has settled."""
+    compiled_at: ClassVar[float] = 0.0
+
     def _finish(self) -> None:
         self._prepare()
+        CompiledFeature.compiles += 1
+        CompiledFeature.compiled_at = time.monotonic()
         constant = self._constant_answer(self.state)
         if constant is not None:
             self.choose = self.use = self._watched(_constant(constant))
@@ -374,8 +376,8 @@ class CompiledFeature:
         if self._ready:
             return
         if self._resolver is not None:
-            self.state, self.version = self._resolver()
-            self._resolver = None
+            self.state, self.version = self._resolver(self.name, self._source)
+            self._resolver = self._source = None
         if self._first is not None:
             self._note = self._first(self.name)
             self._first = None
@@ -408,11 +410,25 @@ class CompiledFeature:
                     else:
                         readers[hashed] = found
         self._readers = readers
-        self._drifts = drifts
+        self._drifts = drifts or _NO_DRIFTS
         self._problem = problem
         self._ready = True
 
     def _reader(self, segment: str) -> _Reader | _Drift:
+        """How this feature's inputs give ``segment``'s value: one _Reader per segment and
+        set of input types, shared through the registry."""
+        shared = self._registry.compiled
+        key = (segment, self.declaration.input_types)
+        try:
+            found = shared.get(key)
+        except TypeError:  # an unhashable annotation: nothing to share
+            return self._new_reader(segment)
+        if found is None:
+            found = shared[key] = self._new_reader(segment)
+        reader: _Reader | _Drift = found
+        return reader
+
+    def _new_reader(self, segment: str) -> _Reader | _Drift:
         declared = self._registry.segments.get(segment)
         if declared is None:
             return _Drift(
@@ -440,13 +456,7 @@ class CompiledFeature:
             return _constant(default)
         drift = self._drifts.get(key)
         if drift is not None:
-            warn, name = self._warn, self.name
-
-            def drifted(args: tuple[Any, ...]) -> str:
-                warn(name, drift.cause, drift.message)
-                return default
-
-            return drifted
+            return _drifted(self._warn, self.name, drift, default)
         segment = selector.reads()
         reader = None if segment is None else self._readers[segment]
         return selector.picker(
@@ -461,23 +471,10 @@ class CompiledFeature:
     def _build(self, record: ExposureSink | None) -> Pick:
         default, name, warn = self.default, self.name, self._warn
         assert self.state is not None
-
-        def failed(error: Exception) -> str:
-            warn(
-                name,
-                f"raised:{type(error).__name__}",
-                f"a segment raised {error_text(error)}",
-            )
-            return default
-
+        failed = _failed(warn, name, default)
         problem = self._problem
         if problem is not None:
-
-            def drifted(args: tuple[Any, ...]) -> str:
-                warn(name, problem.cause, problem.message)
-                return default
-
-            return drifted
+            return _drifted(warn, name, problem, default)
         fallthrough = self._pick(None, record, failed)
         if not self.state.segments:
             return fallthrough
@@ -496,32 +493,11 @@ class CompiledFeature:
                 table[lookup] = self._pick(key, record, failed)
 
         if single:
-            read, index = readers[0].read, readers[0].index
-
-            def choose_one(args: tuple[Any, ...]) -> str:
-                try:
-                    value = read(args[index])
-                    found = constants.get(value)
-                    if found is not None:
-                        return found
-                    return table.get(value, fallthrough)(args)
-                except Exception as error:
-                    return failed(error)
-
-            return choose_one
+            return _choose_one(
+                readers[0].read, readers[0].index, constants, table, fallthrough, failed
+            )
         reads = tuple((r.read, r.index) for r in readers)
-
-        def choose_many(args: tuple[Any, ...]) -> str:
-            try:
-                key = tuple([read(args[index]) for read, index in reads])
-                found = constants.get(key)
-                if found is not None:
-                    return found
-                return table.get(key, fallthrough)(args)
-            except Exception as error:
-                return failed(error)
-
-        return choose_many
+        return _choose_many(reads, constants, table, fallthrough, failed)
 
     # -- explain -----------------------------------------------------------------------
 
@@ -570,6 +546,89 @@ class CompiledFeature:
             stale=stale,
             note=self._note,
         )
+
+
+# The picks, their state in default arguments rather than closure cells: see _selectors.
+
+
+def _failed(warn: Warn, name: str, default: str) -> Callable[[Exception], str]:
+    def failed(
+        error: Exception, warn: Warn = warn, name: str = name, default: str = default
+    ) -> str:
+        warn(name, f"raised:{type(error).__name__}", f"a segment raised {error_text(error)}")
+        return default
+
+    return failed
+
+
+def _drifted(warn: Warn, name: str, drift: _Drift, default: str) -> Pick:
+    def drifted(
+        args: tuple[Any, ...],
+        warn: Warn = warn,
+        name: str = name,
+        drift: _Drift = drift,
+        default: str = default,
+    ) -> str:
+        warn(name, drift.cause, drift.message)
+        return default
+
+    return drifted
+
+
+def _choose_one(
+    read: Callable[[Any], Any],
+    index: int,
+    constants: dict[Any, str],
+    table: dict[Any, Pick],
+    fallthrough: Pick,
+    failed: Callable[[Exception], str],
+) -> Pick:
+    def choose_one(
+        args: tuple[Any, ...],
+        read: Callable[[Any], Any] = read,
+        index: int = index,
+        constants: dict[Any, str] = constants,
+        table: dict[Any, Pick] = table,
+        fallthrough: Pick = fallthrough,
+        failed: Callable[[Exception], str] = failed,
+    ) -> str:
+        try:
+            value = read(args[index])
+            found = constants.get(value)
+            if found is not None:
+                return found
+            return table.get(value, fallthrough)(args)
+        except Exception as error:
+            return failed(error)
+
+    return choose_one
+
+
+def _choose_many(
+    reads: tuple[tuple[Callable[[Any], Any], int], ...],
+    constants: dict[Any, str],
+    table: dict[Any, Pick],
+    fallthrough: Pick,
+    failed: Callable[[Exception], str],
+) -> Pick:
+    def choose_many(
+        args: tuple[Any, ...],
+        reads: tuple[tuple[Callable[[Any], Any], int], ...] = reads,
+        constants: dict[Any, str] = constants,
+        table: dict[Any, Pick] = table,
+        fallthrough: Pick = fallthrough,
+        failed: Callable[[Exception], str] = failed,
+    ) -> str:
+        try:
+            key = tuple([read(args[index]) for read, index in reads])
+            found = constants.get(key)
+            if found is not None:
+                return found
+            return table.get(key, fallthrough)(args)
+        except Exception as error:
+            return failed(error)
+
+    return choose_many
 
 
 def _never(value: Any) -> Any:

@@ -3,6 +3,7 @@ the Follower that carries them out on an App's background threads, for both shel
 
 from __future__ import annotations
 
+import gc
 import logging
 import random
 import threading
@@ -14,6 +15,7 @@ from typing import Protocol
 from ._catalog import CatalogPublisher, catalog_fields
 from ._core import AppCore, Breathe
 from ._exposures import count_units, encode_exposures
+from ._snapshot import CompiledFeature
 from ._stored import Loaded, RawEntry, version_position
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "Reseed",
     "Tail",
     "Wait",
+    "freeze_heap",
 ]
 
 logger = logging.getLogger("feats")
@@ -229,6 +232,33 @@ class FollowerStorage(Protocol):
     def after_fork(self) -> None: ...
 
 
+FREEZE_AFTER_COMPILES = 1_000
+"""The writer freezes the heap again once this many features were compiled since the last
+time, and none for FREEZE_SETTLED_SECONDS."""
+FREEZE_SETTLED_SECONDS = 1.0
+MAX_FREEZES = 20
+"""Freezes per process at most: each keeps whatever old garbage it finds, forever."""
+
+_freezes = 0
+_freeze_lock = threading.Lock()
+
+
+def freeze_heap() -> bool:
+    """Move every object the cyclic collector tracks into its permanent generation, so full
+    collections stop walking the snapshot (and the declarations, and the application's own
+    long-lived objects): thousands of compiled features would otherwise cost each full
+    collection tens of milliseconds, on every thread. Young garbage is collected first (a
+    quick, bounded collection); False once MAX_FREEZES were done."""
+    global _freezes
+    with _freeze_lock:
+        if _freezes >= MAX_FREEZES:
+            return False
+        _freezes += 1
+        gc.collect(1)
+        gc.freeze()
+        return True
+
+
 BREATH_SECONDS = 0.001
 """Longest stretch of work the tail does before it lets other threads (an event loop) run."""
 EXPOSURE_BATCH = 5_000
@@ -268,6 +298,7 @@ class Follower:
         flush_interval: float,
         advanced: Callable[[], None],
         loaded: Callable[[], None],
+        freeze_gc: bool = True,
     ) -> None:
         """``advanced()``: told after every step of the tail (waiters check the version);
         ``loaded()``: told after the first full load."""
@@ -279,6 +310,8 @@ class Follower:
         self.flush_interval = flush_interval
         self._advanced = advanced
         self._loaded = loaded
+        self.freeze_gc = freeze_gc
+        self._frozen_compiles = 0
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -316,11 +349,19 @@ class Follower:
                 if isinstance(action, Read):
                     tail.on_entries(storage.read(action.after, action.block_ms))
                 elif isinstance(action, Load):
+                    if self.freeze_gc:
+                        # First: what exists now (declarations, the application's own
+                        # objects) is long-lived, and the load's thousands of allocations
+                        # must not make a full collection walk it.
+                        freeze_heap()
                     epoch = self.core.epoch
                     tail.on_loaded(storage.load(), _Breather())
                     if self.core.epoch != epoch:
                         self.publisher.forget()
                     self._loaded()
+                    if self.freeze_gc:
+                        freeze_heap()
+                        self._frozen_compiles = CompiledFeature.compiles
                 elif isinstance(action, CheckEpoch):
                     if action.head:
                         tail.on_epoch(*storage.epoch_and_head())
@@ -375,6 +416,19 @@ class Follower:
             self.flush()
             if self.core.reloads:
                 self.publish()
+            self._settle_heap()
+
+    def _settle_heap(self) -> None:
+        """Freeze the heap again once many features were compiled (on first use) and
+        compiling has settled: they too stay out of full collections."""
+        compiles = CompiledFeature.compiles
+        if (
+            self.freeze_gc
+            and compiles - self._frozen_compiles >= FREEZE_AFTER_COMPILES
+            and time.monotonic() - CompiledFeature.compiled_at >= FREEZE_SETTLED_SECONDS
+        ):
+            freeze_heap()
+            self._frozen_compiles = compiles
 
     def after_fork(self) -> None:
         """In a forked child: no thread survived; locks another thread held are reset."""

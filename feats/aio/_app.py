@@ -83,16 +83,20 @@ class App(AppBase[Feature, Boolean]):
         flush_interval: float = 0.05,
         exposure_capacity: int = 100_000,
         reseed: bool = True,
+        freeze_gc: bool = True,
     ) -> None:
         """``reseed``: when the store lost configuration this App still serves (Redis
         restarted empty, a failover lost writes), write it back from the snapshot; with
-        False, or if the ACL forbids it, keep serving it and report it as ``diverged``."""
+        False, or if the ACL forbids it, keep serving it and report it as ``diverged``.
+        ``freeze_gc``: keep long-lived objects out of full garbage collections (gc.freeze()
+        after a full load, and once many features were compiled; see README)."""
         super().__init__(
             start_timeout=start_timeout,
             block_ms=block_ms,
             flush_interval=flush_interval,
             exposure_capacity=exposure_capacity,
             reseed=reseed,
+            freeze_gc=freeze_gc,
         )
         self.storage: Storage = storage if storage is not None else MemoryStorage()
         self.admin = Admin(self.storage, self.registry, applied=self._core.apply_write)
