@@ -2,7 +2,9 @@
 
 Also what ``feats bench`` runs: ``main(argv)`` takes the same arguments and returns the exit
 status (0 when the run completed, whatever the targets say; timings are reported, never
-asserted).
+asserted). ``--only SECTION`` runs some sections, ``--profile SECTION`` one of them under a
+profiler (profiles in OUT/profiles/), ``--baseline OLD/results.json`` compares the
+evaluation rows with an earlier run. benchmarks/README.md lists the sections.
 """
 
 from __future__ import annotations
@@ -226,6 +228,7 @@ def _run(args: argparse.Namespace, arguments: list[str], settings: Settings) -> 
         if args.profile_tool == "py-spy" and _profile.py_spy() is None:
             print("py-spy is not installed (pip install -e '.[bench]')", file=sys.stderr)
             return 2
+        _profile.clear(profiles)
         _profile.enable(profiles, args.profile_tool)
     try:
         with redis_target(args.redis_url) as target:

@@ -28,6 +28,8 @@ __all__ = [
     "TOOLS",
     "child_command",
     "child_environment",
+    "clear",
+    "disable",
     "enable",
     "profiled",
     "py_spy",
@@ -41,6 +43,7 @@ _FOLDER = "FEATS_BENCH_PROFILE_DIR"
 _TOOL = "FEATS_BENCH_PROFILE_TOOL"
 _NAME = "FEATS_BENCH_PROFILE_NAME"
 _RATE = "250"
+_SUFFIXES = (".prof", ".txt", ".svg")
 
 
 def py_spy() -> str | None:
@@ -56,6 +59,14 @@ def enable(folder: Path, tool: Tool) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     os.environ[_FOLDER] = str(folder)
     os.environ[_TOOL] = tool
+
+
+def clear(folder: Path) -> None:
+    """Remove the profiles an earlier run left in ``folder`` (only profile files)."""
+    if folder.is_dir():
+        for path in folder.iterdir():
+            if path.suffix in _SUFFIXES and path.is_file():
+                path.unlink()
 
 
 def disable() -> None:
@@ -210,5 +221,5 @@ def written(folder: Path) -> list[str]:
     return sorted(
         str(path.relative_to(folder.parent))
         for path in folder.iterdir()
-        if path.suffix in (".prof", ".txt", ".svg")
+        if path.suffix in _SUFFIXES
     )

@@ -4,6 +4,12 @@ For every change the writer stamps the wall clock just before ``admin.set_state`
 stamps it in its change listener, which runs right after its snapshot was swapped. Both run
 on this machine, so one clock serves both. ``python -m benchmarks.propagation --worker ...``
 is the worker process; the suite starts those itself.
+
+Each worker also measures its CPU time (every thread, ``time.process_time()``) from the
+moment its Apps are live to the moment they applied the last change, and, just before, the
+rate it spends idle, so the report gives the CPU an App spends per applied change (issue 13
+target 3) with and without that idle rate; its full collections are counted with
+``gc.callbacks``.
 """
 
 from __future__ import annotations
