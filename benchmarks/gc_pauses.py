@@ -208,7 +208,8 @@ def targets(results: Results) -> list[Target]:
             if floor is not None:
                 detail += (
                     f"; the floor (no App): {fmt(floor.collect_ms, 2)} ms, "
-                    f"{floor.tracked_objects:,} objects"
+                    f"{floor.tracked_objects:,} objects; the App's share "
+                    f"{fmt(row.collect_ms - floor.collect_ms, 2)} ms"
                 )
             frozen = next((r for r in run.rows if "freeze" in r.what), None)
             if frozen is not None:
