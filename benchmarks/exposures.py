@@ -57,6 +57,14 @@ def _pending(app: AnyApp) -> int:
     return app.status.exposures_buffered
 
 
+def _accounted(app: AnyApp, before: feats.Status) -> int:
+    """Exposures written or dropped since ``before``: a batch the writer has taken from the
+    buffer counts only once its write returned, so an empty buffer alone is not enough."""
+    now = app.status
+    written = now.exposures_written - before.exposures_written
+    return written + now.exposures_dropped - before.exposures_dropped
+
+
 def _run(
     kind: str, on: bool, tally: _Tally, before: feats.Status, after: feats.Status, in_redis: int
 ) -> ExposureRun:
@@ -113,6 +121,10 @@ async def _aio(
                 tally.seconds += ended - started
                 tally.drain += time.perf_counter() - ended
                 section.advance(f"asyncio App, phase {number + 1}, exposures {on}")
+        recorded = tallies[True].evaluations
+        deadline = time.perf_counter() + 30
+        while _accounted(app, before) < recorded and time.perf_counter() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.001)
         after = app.status
         in_redis = (await app.admin.exposures(handles.features["d"])).total
     finally:
@@ -158,6 +170,10 @@ def _sync(settings: Settings, url: str, users: Sequence[User]) -> list[ExposureR
                     time.sleep(0.001)
                 tally.seconds += ended - started
                 tally.drain += time.perf_counter() - ended
+        recorded = tallies[True].evaluations
+        deadline = time.perf_counter() + 30
+        while _accounted(app, before) < recorded and time.perf_counter() < deadline:
+            time.sleep(0.001)
         after = app.status
         in_redis = app.admin.exposures(handles.features["d"]).total
     finally:
@@ -190,7 +206,7 @@ def _sync_flat_out(settings: Settings, url: str, users: Sequence[User]) -> Expos
             evaluations += len(users)
         ended = time.perf_counter()
         app.flush()
-        while _pending(app) and time.perf_counter() < ended + 30:
+        while _accounted(app, before) < evaluations and time.perf_counter() < ended + 30:
             time.sleep(0.001)
         drained = time.perf_counter()
         after = app.status
