@@ -145,6 +145,13 @@ class _Worker:
         assert self.process.stdout is not None
         return self.process.stdout
 
+    def said(self) -> str:
+        """The worker's next line, past what a profiler wrapping it prints ("" at its end)."""
+        while True:
+            line = self.stdout.readline()
+            if not line or (line.strip() and not line.startswith("py-spy>")):
+                return line
+
 
 def _spawn(
     url: str, namespace: str, apps: int, flags: int, idle_seconds: float, name: str
@@ -209,7 +216,7 @@ async def measure_fan_out(
             if count
         ]
         for worker in workers:
-            line = await asyncio.wait_for(asyncio.to_thread(worker.stdout.readline), _READY_TIMEOUT)
+            line = await asyncio.wait_for(asyncio.to_thread(worker.said), _READY_TIMEOUT)
             if line.strip() != "ready":
                 raise RuntimeError(f"a propagation worker failed to start (said {line!r})")
         startup = time.perf_counter() - started
@@ -235,7 +242,7 @@ async def measure_fan_out(
             worker.stdin.write(f"done {last}\n")
             worker.stdin.flush()
         for worker in workers:
-            line = await asyncio.wait_for(asyncio.to_thread(worker.stdout.readline), 120)
+            line = await asyncio.wait_for(asyncio.to_thread(worker.said), 120)
             report = json.loads(line)
             logs.extend([(str(v), float(t)) for v, t in app_log] for app_log in report["logs"])
             gc_ms.extend(float(pause) for pause in report["gc_ms"])

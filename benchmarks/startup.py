@@ -198,7 +198,11 @@ def _run_child(arguments: list[str], name: str, timeout: float = 600.0) -> dict[
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
         raise RuntimeError(f"exit {done.returncode}: {' | '.join(tail)}")
-    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    # The last JSON line: a profiler wrapping the child may print after it.
+    said = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if not said:
+        raise RuntimeError(f"no result from the child: {done.stdout.strip()[-200:]!r}")
+    result: dict[str, float] = json.loads(said[-1])
     return result
 
 
