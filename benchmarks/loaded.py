@@ -226,9 +226,12 @@ async def _one(url: str, tasks: int, changes: int, section: Section) -> LoadedRu
             raise RuntimeError(f"the App answers {ready.get('answer')!r} before any change")
         section.advance(f"{loop} loop: App ready")
         writes: list[tuple[str, float, float, str]] = []
-        origin = time.perf_counter()
+        origin = previous = time.perf_counter()
         for index in range(changes):
-            delay = origin + index * INTERVAL_MS / 1000 - time.perf_counter()
+            # On schedule, but never right after the previous write: a writer catching up
+            # would write changes no request could see before the next replaced them.
+            due = max(origin + index * INTERVAL_MS / 1000, previous + INTERVAL_MS / 2000)
+            delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
             wanted = ANSWERS[index % len(ANSWERS)]
@@ -236,6 +239,7 @@ async def _one(url: str, tasks: int, changes: int, section: Section) -> LoadedRu
             called = time.time()
             version = await writer.admin.set_state(probe, state, author="bench", reason="change")
             writes.append((version, called, time.time(), wanted))
+            previous = time.perf_counter()
             section.advance(f"{loop} loop: change {index + 1} of {changes}")
         child.send(f"done {writes[-1][0]}")
         report = await child.areceive(120)

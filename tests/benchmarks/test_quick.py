@@ -211,8 +211,8 @@ def test_loaded_loop_runs_against_its_idle_baseline(run: tuple[Path, dict[str, A
         assert entry["changes"] == 12
         assert entry["listener_missing"] == 0  # the listener hears every change
         # A request can miss a change the next one replaced before any request ran (a
-        # starved loop); most changes are seen.
-        assert entry["request_missing"] < entry["changes"] // 2
+        # starved loop: a timing, not asserted); the last change is always seen.
+        assert entry["request_missing"] < entry["changes"]
         assert entry["evaluations"] > 0
         assert len(entry["listener_quantiles_ms"]) == len(entry["request_quantiles_ms"]) > 0
 
