@@ -2,12 +2,15 @@
 
 Also what ``feats bench`` runs: ``main(argv)`` takes the same arguments and returns the exit
 status (0 when the run completed, whatever the targets say; timings are reported, never
-asserted).
+asserted). ``--only SECTION`` runs some sections, ``--profile SECTION`` one of them under a
+profiler (profiles in OUT/profiles/), ``--baseline OLD/results.json`` compares the
+evaluation rows with an earlier run. benchmarks/README.md lists the sections.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import importlib.metadata
 import logging
@@ -15,20 +18,25 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmarks import _profile
 from benchmarks._progress import Section, Steps
 from benchmarks._redis import RedisTarget, redis_target
 from benchmarks._results import Failure, Results
 from benchmarks._settings import FULL, QUICK, SECTIONS, Settings
 from benchmarks.evaluation import evaluation_steps, run_evaluation
 from benchmarks.exposures import exposure_steps, run_exposures
+from benchmarks.gc_pauses import gc_steps, run_gc
+from benchmarks.loaded import loaded_steps, run_loaded
 from benchmarks.propagation import propagation_steps, run_propagation
-from benchmarks.report import write_report
+from benchmarks.report import load_baseline, write_report
+from benchmarks.stalls import run_stalls, stall_steps
 from benchmarks.startup import run_startup, startup_steps
 from benchmarks.telemetry import run_telemetry, telemetry_steps
+from benchmarks.write_path import run_write, write_steps
 
 __all__ = ["main"]
 
@@ -69,6 +77,27 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-peers", action="store_true", help="skip the other libraries")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--profile",
+        choices=SECTIONS,
+        metavar="SECTION",
+        help="run only SECTION (one of: %(choices)s) with every process it measures under a "
+        "profiler, and write the profiles to OUT/profiles/ (timings of such a run are not "
+        "results: the profiler slows what it watches)",
+    )
+    parser.add_argument(
+        "--profile-tool",
+        choices=_profile.TOOLS,
+        default="cprofile",
+        help="cprofile (default: .prof and a .txt summary per process, every thread merged) "
+        "or py-spy (a flame graph .svg per process, sampled from outside)",
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a results.json of an earlier run: the no-regression targets of scenarios "
+        "(b)-(d) compare with its evaluation rows",
+    )
     knobs = parser.add_argument_group("sizes (override the --quick or full defaults)")
     knobs.add_argument("--users", type=int, help="distinct users per evaluation pass")
     knobs.add_argument("--repeat", type=int, help="timed passes per evaluation row")
@@ -79,6 +108,12 @@ def _parser() -> argparse.ArgumentParser:
     knobs.add_argument("--fanout-features", type=int, help="features configured, second run")
     knobs.add_argument("--startup-features", type=int, help="features loaded at startup")
     knobs.add_argument("--exposure-seconds", type=float, help="seconds per exposure run")
+    knobs.add_argument("--stall-features", type=int, help="features of the stall-probed App")
+    knobs.add_argument("--burst-changes", type=int, help="changes in the stall burst phase")
+    knobs.add_argument("--loaded-tasks", type=int, help="request tasks saturating the loop")
+    knobs.add_argument("--loaded-changes", type=int, help="changes under the loaded loop")
+    knobs.add_argument("--write-changes", type=int, help="changes of the write-to-visible run")
+    knobs.add_argument("--gc-features", type=int, help="features of the GC-measured App")
     return parser
 
 
@@ -96,6 +131,12 @@ def _settings(args: argparse.Namespace) -> Settings:
             "fanout_features",
             "startup_features",
             "exposure_seconds",
+            "stall_features",
+            "burst_changes",
+            "loaded_tasks",
+            "loaded_changes",
+            "write_changes",
+            "gc_features",
         )
         if getattr(args, name) is not None
     }
@@ -103,6 +144,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["peers"] = False
     if args.only:
         overrides["sections"] = tuple(s for s in SECTIONS if s in args.only)
+    elif args.profile:
+        overrides["sections"] = (args.profile,)
     return settings.with_(**overrides)
 
 
@@ -155,6 +198,7 @@ def _machine(argv: Sequence[str], target: RedisTarget | None) -> dict[str, Any]:
 
 
 Runner = Callable[[Settings, Any, Section, Results], None]
+_NEEDS_REDIS = ("propagation", "stalls", "loaded", "write", "gc")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -182,41 +226,75 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, arguments: list[str], settings: Settings) -> int:
     out: Path = args.out
-    with redis_target(args.redis_url) as target:
-        url = target.url if target is not None else None
-        results = Results(
-            machine=_machine(arguments, target), settings=dict(vars(settings).items())
-        )
-        plan: list[tuple[str, int, Runner]] = [
-            ("evaluation", evaluation_steps(settings), run_evaluation),
-            ("propagation", propagation_steps(settings), run_propagation),
-            ("startup", startup_steps(settings), run_startup),
-            ("exposures", exposure_steps(settings), run_exposures),
-            ("telemetry", telemetry_steps(settings), run_telemetry),
-        ]
-        with Steps(enabled=not args.no_progress) as steps:
-            sections = [(name, steps.section(name, total), run) for name, total, run in plan]
-            for name, section, run in sections:
-                if name not in settings.sections:
-                    continue
-                if name == "propagation" and url is None:
-                    results.failures.append(Failure(name, "feats", "no Redis: section skipped"))
-                    continue
-                started = time.perf_counter()
-                try:
-                    run(settings, url, section, results)
-                except Exception as error:
-                    results.failures.append(
-                        Failure(name, "suite", f"{type(error).__name__}: {error}")
-                    )
-                    steps.log(f"[red]{name} failed: {type(error).__name__}: {error}[/red]")
-                results.sections_seconds[name] = round(time.perf_counter() - started, 1)
+    profiles = out / "profiles"
+    if args.profile:
+        if args.profile_tool == "py-spy" and _profile.py_spy() is None:
+            print("py-spy is not installed (pip install -e '.[bench]')", file=sys.stderr)
+            return 2
+        _profile.clear(profiles)
+        _profile.enable(profiles, args.profile_tool)
+    try:
+        with redis_target(args.redis_url) as target:
+            url = target.url if target is not None else None
+            results = Results(
+                machine=_machine(arguments, target), settings=dict(vars(settings).items())
+            )
+            if args.baseline is not None:
+                results.baseline = load_baseline(args.baseline)
+            _sections(args, settings, url, results)
+    finally:
+        _profile.disable()
+    if args.profile:
+        results.profiles = _profile.written(profiles)
     paths = write_report(results, out)
     print(f"wrote {', '.join(str(path) for path in paths)}")
+    for profile in results.profiles:
+        print(f"  profile {out / profile}")
     for target_ in results.targets:
         verdict = "n/a" if target_.met is None else ("met" if target_.met else "MISSED")
         print(f"  {verdict:>6}  {target_.name}: {target_.measured} (goal {target_.goal})")
     return 0
+
+
+def _sections(
+    args: argparse.Namespace, settings: Settings, url: str | None, results: Results
+) -> None:
+    plan: list[tuple[str, int, Runner]] = [
+        ("evaluation", evaluation_steps(settings), run_evaluation),
+        ("propagation", propagation_steps(settings), run_propagation),
+        ("startup", startup_steps(settings), run_startup),
+        ("exposures", exposure_steps(settings), run_exposures),
+        ("stalls", stall_steps(settings), run_stalls),
+        ("loaded", loaded_steps(settings), run_loaded),
+        ("write", write_steps(settings), run_write),
+        ("gc", gc_steps(settings), run_gc),
+        ("telemetry", telemetry_steps(settings), run_telemetry),
+    ]
+    with Steps(enabled=not args.no_progress) as steps:
+        sections = [
+            (name, steps.section(name, total), run)
+            for name, total, run in plan
+            if name in settings.sections
+        ]
+        for name, section, run in sections:
+            if name in _NEEDS_REDIS and url is None:
+                results.failures.append(Failure(name, "feats", "no Redis: section skipped"))
+                continue
+            started = time.perf_counter()
+            try:
+                # The parent's own part of a profiled section (writers, floors) is
+                # profiled too; its children profile themselves.
+                with _profile.profiled(f"{name}-parent") if args.profile else _nothing():
+                    run(settings, url, section, results)
+            except Exception as error:
+                results.failures.append(Failure(name, "suite", f"{type(error).__name__}: {error}"))
+                steps.log(f"[red]{name} failed: {type(error).__name__}: {error}[/red]")
+            results.sections_seconds[name] = round(time.perf_counter() - started, 1)
+
+
+@contextlib.contextmanager
+def _nothing() -> Iterator[None]:
+    yield
 
 
 if __name__ == "__main__":

@@ -7,7 +7,18 @@ from typing import Final
 
 __all__ = ["FULL", "QUICK", "SECTIONS", "Settings"]
 
-SECTIONS: Final = ("evaluation", "propagation", "startup", "exposures", "telemetry")
+SECTIONS: Final = (
+    "evaluation",
+    "propagation",
+    "startup",
+    "exposures",
+    "stalls",
+    "loaded",
+    "write",
+    "gc",
+    "telemetry",
+)
+"""Every section, in the order a run measures them."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +39,18 @@ class Settings:
     startup_features: int
     # Exposures: seconds of sustained experiment evaluations per run.
     exposure_seconds: float
+    # Event-loop stalls: features configured for the App whose loop is probed, and the
+    # changes of its burst phase.
+    stall_features: int
+    burst_changes: int
+    # Propagation under a loaded loop: request-like tasks saturating the App's loop, and
+    # the changes written meanwhile.
+    loaded_tasks: int
+    loaded_changes: int
+    # Write to visible, idle: changes one writer makes for one App in another process.
+    write_changes: int
+    # Garbage collection: features configured and evaluated in the measured process.
+    gc_features: int
     sections: tuple[str, ...] = SECTIONS
 
     def with_(self, **changes: object) -> Settings:
@@ -48,6 +71,12 @@ FULL: Final = Settings(
     fanout_features=1_000,
     startup_features=10_000,
     exposure_seconds=5.0,
+    stall_features=10_000,
+    burst_changes=1_000,
+    loaded_tasks=20,
+    loaded_changes=200,
+    write_changes=200,
+    gc_features=10_000,
 )
 
 QUICK: Final = Settings(
@@ -62,4 +91,10 @@ QUICK: Final = Settings(
     fanout_features=200,
     startup_features=2_000,
     exposure_seconds=1.0,
+    stall_features=2_000,
+    burst_changes=200,
+    loaded_tasks=10,
+    loaded_changes=40,
+    write_changes=50,
+    gc_features=2_000,
 )

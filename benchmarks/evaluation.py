@@ -50,7 +50,7 @@ def evaluation_steps(settings: Settings) -> int:
 
 def _pending(app: AnyApp) -> int:
     """Exposures recorded and not yet written (the buffer between hot path and writer)."""
-    return len(app._core.exposures)
+    return app.status.exposures_buffered
 
 
 def _sync_storage(url: str | None, namespace: str) -> feats.Storage:

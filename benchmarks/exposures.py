@@ -7,13 +7,17 @@ yields between requests, so the App's exposure writer runs meanwhile (the sync A
 is a thread and runs whenever it gets the GIL). After an exposures-on phase the loop waits
 until the writer has drained the buffer, and that wait counts as the phase's cost. Phases
 alternate, on and off, so the machine's noise lands on both. Written exposures are counted
-back from the Redis stream, not taken on the App's word.
+back from the store through the admin (``admin.exposures``, which reads whatever format the
+store holds), not taken on the App's word.
+
+Then the sync App evaluates the experiment flat out on one thread for the run's seconds,
+without a pause: recorded, written, in the store and dropped say whether its writer thread
+kept up (issue 13: none dropped).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -42,23 +46,6 @@ def exposure_steps(settings: Settings) -> int:
     return 2 * PHASES
 
 
-def _stream_total(url: str, namespace: str) -> int:
-    """Exposures in the namespace's stream: the sum of every batch entry's count."""
-    client = redis.Redis.from_url(url, decode_responses=True)
-    try:
-        key = f"feats:{{{namespace}}}:exposures"
-        total, after = 0, "-"
-        while True:
-            entries: Any = client.xrange(key, after, "+", count=1_000)
-            if not entries:
-                return total
-            for entry_id, fields in entries:
-                total += int(fields.get("n") or len(json.loads(fields.get("batch", "[]"))))
-                after = f"({entry_id}"
-    finally:
-        client.close()
-
-
 @dataclass
 class _Tally:
     seconds: float = 0.0
@@ -67,7 +54,15 @@ class _Tally:
 
 
 def _pending(app: AnyApp) -> int:
-    return len(app._core.exposures)
+    return app.status.exposures_buffered
+
+
+def _accounted(app: AnyApp, before: feats.Status) -> int:
+    """Exposures written or dropped since ``before``: a batch the writer has taken from the
+    buffer counts only once its write returned, so an empty buffer alone is not enough."""
+    now = app.status
+    written = now.exposures_written - before.exposures_written
+    return written + now.exposures_dropped - before.exposures_dropped
 
 
 def _run(
@@ -126,8 +121,12 @@ async def _aio(
                 tally.seconds += ended - started
                 tally.drain += time.perf_counter() - ended
                 section.advance(f"asyncio App, phase {number + 1}, exposures {on}")
+        recorded = tallies[True].evaluations
+        deadline = time.perf_counter() + 30
+        while _accounted(app, before) < recorded and time.perf_counter() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.001)
         after = app.status
-        in_redis = await asyncio.to_thread(_stream_total, url, namespace)
+        in_redis = (await app.admin.exposures(handles.features["d"])).total
     finally:
         await app.aclose()
         await client.aclose()
@@ -171,8 +170,12 @@ def _sync(settings: Settings, url: str, users: Sequence[User]) -> list[ExposureR
                     time.sleep(0.001)
                 tally.seconds += ended - started
                 tally.drain += time.perf_counter() - ended
+        recorded = tallies[True].evaluations
+        deadline = time.perf_counter() + 30
+        while _accounted(app, before) < recorded and time.perf_counter() < deadline:
+            time.sleep(0.001)
         after = app.status
-        in_redis = _stream_total(url, namespace)
+        in_redis = app.admin.exposures(handles.features["d"]).total
     finally:
         app.close()
         delete_namespace(url, namespace)
@@ -180,6 +183,50 @@ def _sync(settings: Settings, url: str, users: Sequence[User]) -> list[ExposureR
         _run("sync", True, tallies[True], before, after, in_redis),
         _run("sync", False, tallies[False], before, after, in_redis),
     ]
+
+
+def _sync_flat_out(settings: Settings, url: str, users: Sequence[User]) -> ExposureRun:
+    """The sync App's experiment evaluated flat out on this thread, no pause, no yield."""
+    namespace = fresh_namespace("exposures-flat")
+    storage = feats.RedisStorage(redis=redis.Redis.from_url(url), namespace=namespace)
+    app = feats.App(storage=storage)
+    handles = declare(app)
+    app.start()
+    try:
+        feature = handles.features["d"]
+        app.admin.set_state(feature, scenario_states(handles)["d"], author="b", reason="x")
+        create = feature.create
+        before = app.status
+        evaluations = 0
+        started = time.perf_counter()
+        deadline = started + settings.exposure_seconds
+        while time.perf_counter() < deadline:
+            for user in users:
+                create(user)
+            evaluations += len(users)
+        ended = time.perf_counter()
+        app.flush()
+        while _accounted(app, before) < evaluations and time.perf_counter() < ended + 30:
+            time.sleep(0.001)
+        drained = time.perf_counter()
+        after = app.status
+        in_store = app.admin.exposures(feature).total
+    finally:
+        app.close()
+        delete_namespace(url, namespace)
+    return ExposureRun(
+        app="sync, flat out",
+        exposures=True,
+        seconds=round(ended - started, 3),
+        evaluations=evaluations,
+        ns_per_evaluation=round((ended - started) / max(evaluations, 1) * 1e9, 1),
+        recorded=evaluations,
+        written=after.exposures_written - before.exposures_written,
+        in_redis=in_store,
+        dropped=after.exposures_dropped - before.exposures_dropped,
+        drain_seconds=round(drained - ended, 3),
+        exposures_per_second=round(in_store / max(drained - started, 1e-9)),
+    )
 
 
 def run_exposures(settings: Settings, url: str | None, section: Section, results: Results) -> None:
@@ -191,4 +238,6 @@ def run_exposures(settings: Settings, url: str | None, section: Section, results
     results.exposures.extend(asyncio.run(_aio(settings, url, users, section)))
     section.note("sync App")
     results.exposures.extend(_sync(settings, url, users))
+    section.note("sync App, flat out")
+    results.exposures.append(_sync_flat_out(settings, url, users))
     section.done()

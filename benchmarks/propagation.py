@@ -4,6 +4,12 @@ For every change the writer stamps the wall clock just before ``admin.set_state`
 stamps it in its change listener, which runs right after its snapshot was swapped. Both run
 on this machine, so one clock serves both. ``python -m benchmarks.propagation --worker ...``
 is the worker process; the suite starts those itself.
+
+Each worker also measures its CPU time (every thread, ``time.process_time()``) from the
+moment its Apps are live to the moment they applied the last change, and, just before, the
+rate it spends idle, so the report gives the CPU an App spends per applied change (issue 13
+target 3) with and without that idle rate; its full collections are counted with
+``gc.callbacks``.
 """
 
 from __future__ import annotations
@@ -12,19 +18,20 @@ import argparse
 import asyncio
 import gc
 import json
-import os
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import IO
 
 import redis.asyncio
 
 import feats.aio
+from benchmarks._child import child_env, command, repo_root
+from benchmarks._many import version_key
 from benchmarks._measure import percentile, quantiles
+from benchmarks._profile import profiled
 from benchmarks._progress import Section
 from benchmarks._redis import delete_namespace, fresh_namespace
 from benchmarks._results import PollRow, PropagationRun, Results
@@ -32,12 +39,10 @@ from benchmarks._scenarios import declare, declare_flags
 from benchmarks._settings import Settings
 from benchmarks.peers import DOCUMENTED_POLL_INTERVALS
 from feats import FeatureState, Rollout, Static
-from feats._stored import parse_version
 
-__all__ = ["main", "propagation_steps", "run_propagation"]
+__all__ = ["main", "measure_fan_out", "propagation_steps", "run_propagation"]
 
 _READY_TIMEOUT = 300.0
-_REPO = Path(__file__).resolve().parent.parent
 
 
 def propagation_steps(settings: Settings) -> int:
@@ -76,7 +81,9 @@ def _watch_full_collections() -> list[float]:
     return pauses
 
 
-async def _worker(url: str, namespace: str, apps_count: int, flags: int) -> None:
+async def _worker(
+    url: str, namespace: str, apps_count: int, flags: int, idle_seconds: float
+) -> None:
     apps = [_app(url, namespace, flags) for _ in range(apps_count)]
     logs: list[list[tuple[str, float]]] = []
     for app in apps:
@@ -91,6 +98,14 @@ async def _worker(url: str, namespace: str, apps_count: int, flags: int) -> None
         app.add_listener(stamp)
     await asyncio.gather(*(app.start() for app in apps))
     pauses = _watch_full_collections()
+    # What the live Apps cost with nothing to apply (their writer threads wake every
+    # flush_interval, their reads time out and check the epoch): the idle rate the CPU per
+    # change is also given without.
+    idle_cpu, idle_began = time.process_time(), time.perf_counter()
+    await asyncio.sleep(idle_seconds)
+    cpu_began, began = time.process_time(), time.perf_counter()
+    idle_rate = (cpu_began - idle_cpu) / max(began - idle_began, 1e-9)
+    del pauses[:]
     print("ready", flush=True)
     line = await asyncio.to_thread(sys.stdin.readline)
     last = line.split()[1] if line.startswith("done ") else None
@@ -98,7 +113,17 @@ async def _worker(url: str, namespace: str, apps_count: int, flags: int) -> None
         await asyncio.gather(
             *(app.wait_for_version(last, timeout=30) for app in apps), return_exceptions=True
         )
-    print(json.dumps({"logs": logs, "gc_ms": pauses}), flush=True)
+    cpu = time.process_time() - cpu_began
+    elapsed = time.perf_counter() - began
+    report = {
+        "logs": logs,
+        "gc_ms": pauses,
+        "cpu_seconds": cpu,
+        "run_seconds": elapsed,
+        "idle_cpu_per_second": idle_rate,
+        "apps": apps_count,
+    }
+    print(json.dumps(report), flush=True)
     await asyncio.gather(*(app.aclose() for app in apps), return_exceptions=True)
 
 
@@ -120,31 +145,26 @@ class _Worker:
         assert self.process.stdout is not None
         return self.process.stdout
 
+    def said(self) -> str:
+        """The worker's next line, past what a profiler wrapping it prints ("" at its end)."""
+        while True:
+            line = self.stdout.readline()
+            if not line or (line.strip() and not line.startswith("py-spy>")):
+                return line
 
-def _spawn(url: str, namespace: str, apps: int, flags: int) -> _Worker:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_REPO), env.get("PYTHONPATH")]))
-    command = [
-        sys.executable,
-        "-m",
-        "benchmarks.propagation",
-        "--worker",
-        "--url",
-        url,
-        "--namespace",
-        namespace,
-        "--apps",
-        str(apps),
-        "--flags",
-        str(flags),
-    ]
+
+def _spawn(
+    url: str, namespace: str, apps: int, flags: int, idle_seconds: float, name: str
+) -> _Worker:
+    arguments = ["--worker", "--url", url, "--namespace", namespace, "--apps", str(apps)]
+    arguments += ["--flags", str(flags), "--idle-seconds", str(idle_seconds)]
     process = subprocess.Popen(
-        command,
+        command("benchmarks.propagation", arguments, name),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
-        env=env,
-        cwd=str(_REPO),
+        env=child_env(name),
+        cwd=str(repo_root()),
     )
     return _Worker(process, apps)
 
@@ -161,8 +181,14 @@ def _state(index: int, boolean: bool) -> FeatureState:
     )
 
 
-async def _one_run(url: str, settings: Settings, flags: int, section: Section) -> PropagationRun:
-    namespace = fresh_namespace(f"propagation-{flags}")
+async def measure_fan_out(
+    url: str, settings: Settings, flags: int, section: Section, label: str = "propagation"
+) -> PropagationRun:
+    """One writer in this process, ``settings.apps`` Apps in ``settings.processes`` others,
+    ``settings.changes`` changes one every ``settings.interval_ms``, ``flags`` features
+    configured (0: only the scenario features, one of which changes)."""
+    namespace = fresh_namespace(f"{label}-{flags}")
+    idle_seconds = 0.5 if settings.quick else 2.0
     writer = _app(url, namespace, flags)
     await writer.start()
     flag_names = [f"flag_{index}" for index in range(flags)]
@@ -177,9 +203,20 @@ async def _one_run(url: str, settings: Settings, flags: int, section: Section) -
         per = [settings.apps // settings.processes] * settings.processes
         for index in range(settings.apps % settings.processes):
             per[index] += 1
-        workers = [_spawn(url, namespace, count, flags) for count in per if count]
+        workers = [
+            _spawn(
+                url,
+                namespace,
+                count,
+                flags,
+                idle_seconds,
+                f"{label}-{settings.apps}apps-{flags}features-worker{index}",
+            )
+            for index, count in enumerate(per)
+            if count
+        ]
         for worker in workers:
-            line = await asyncio.wait_for(asyncio.to_thread(worker.stdout.readline), _READY_TIMEOUT)
+            line = await asyncio.wait_for(asyncio.to_thread(worker.said), _READY_TIMEOUT)
             if line.strip() != "ready":
                 raise RuntimeError(f"a propagation worker failed to start (said {line!r})")
         startup = time.perf_counter() - started
@@ -200,14 +237,20 @@ async def _one_run(url: str, settings: Settings, flags: int, section: Section) -
         last = writes[-1][0]
         logs: list[list[tuple[str, float]]] = []
         gc_ms: list[float] = []
+        cpu = {"cpu": 0.0, "idle": 0.0, "idle_rate": 0.0, "run": 0.0}
         for worker in workers:
             worker.stdin.write(f"done {last}\n")
             worker.stdin.flush()
         for worker in workers:
-            line = await asyncio.wait_for(asyncio.to_thread(worker.stdout.readline), 120)
+            line = await asyncio.wait_for(asyncio.to_thread(worker.said), 120)
             report = json.loads(line)
             logs.extend([(str(v), float(t)) for v, t in app_log] for app_log in report["logs"])
             gc_ms.extend(float(pause) for pause in report["gc_ms"])
+            rate = float(report["idle_cpu_per_second"])
+            cpu["cpu"] += float(report["cpu_seconds"])
+            cpu["idle"] += rate * float(report["run_seconds"])
+            cpu["idle_rate"] += rate
+            cpu["run"] = max(cpu["run"], float(report["run_seconds"]))
     finally:
         for worker in workers:
             try:
@@ -220,6 +263,13 @@ async def _one_run(url: str, settings: Settings, flags: int, section: Section) -
     run = _summarise(settings, flags, writes, logs, startup)
     run.full_collections = len(gc_ms)
     run.full_collection_max_ms = max(gc_ms, default=0.0)
+    run.full_collection_total_ms = round(sum(gc_ms), 2)
+    per_change = 1e6 / max(run.changes * settings.apps, 1)
+    run.cpu_seconds = round(cpu["cpu"], 3)
+    run.run_seconds = round(cpu["run"], 3)
+    run.cpu_per_change_us = round(cpu["cpu"] * per_change, 1)
+    run.cpu_per_change_idle_subtracted_us = round((cpu["cpu"] - cpu["idle"]) * per_change, 1)
+    run.idle_cpu_per_app_us_per_second = round(cpu["idle_rate"] / settings.apps * 1e6, 1)
     return run
 
 
@@ -233,10 +283,10 @@ def _summarise(
     latencies: list[float] = []
     missing = 0
     for log in logs:
-        events = sorted((parse_version(version), stamp) for version, stamp in log)
+        events = sorted((version_key(version), stamp) for version, stamp in log)
         cursor = 0
         for version, called, _ in writes:
-            wanted = parse_version(version)
+            wanted = version_key(version)
             while cursor < len(events) and events[cursor][0] < wanted:
                 cursor += 1
             if cursor == len(events):
@@ -257,6 +307,7 @@ def _summarise(
         missing=missing,
         quantiles_ms=[round(value, 3) for value in quantiles(latencies)],
         write_ms_p50=round(percentile(write_ms, 0.5), 3),
+        write_ms_p99=round(percentile(write_ms, 0.99), 3),
         startup_seconds=round(startup, 2),
     )
 
@@ -266,7 +317,7 @@ def run_propagation(settings: Settings, url: str, section: Section, results: Res
     only, then all Apps with ``fanout_features`` configured."""
     single = settings.with_(apps=1, processes=1)
     for run_settings, flags in ((single, 0), (settings, 0), (settings, settings.fanout_features)):
-        results.propagation.append(asyncio.run(_one_run(url, run_settings, flags, section)))
+        results.propagation.append(asyncio.run(measure_fan_out(url, run_settings, flags, section)))
     for poll in DOCUMENTED_POLL_INTERVALS.values():
         results.poll_intervals.append(
             PollRow(poll.library, poll.mechanism, poll.default_seconds, poll.source)
@@ -281,8 +332,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--namespace", required=True)
     parser.add_argument("--apps", type=int, required=True)
     parser.add_argument("--flags", type=int, default=0)
+    parser.add_argument("--idle-seconds", type=float, default=1.0)
     args = parser.parse_args(argv)
-    asyncio.run(_worker(args.url, args.namespace, args.apps, args.flags))
+    with profiled():
+        asyncio.run(_worker(args.url, args.namespace, args.apps, args.flags, args.idle_seconds))
     return 0
 
 
