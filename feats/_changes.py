@@ -10,7 +10,9 @@ from ._codec import Record, decode_record, encode_record
 from ._declarations import Registry
 from ._errors import CodecError, NotFoundError
 from ._handles import FeatureHandleBase
+from ._layout import UNREADABLE
 from ._state import Change, FeatureState, resolve_state, validate_state
+from ._stored import version_position
 
 __all__ = [
     "MAX_WRITE_ATTEMPTS",
@@ -21,6 +23,7 @@ __all__ = [
     "find_change",
     "history_changes",
     "plan_write",
+    "write_expectation",
 ]
 
 MAX_WRITE_ATTEMPTS = 20
@@ -39,6 +42,15 @@ def feature_name(feature: FeatureRef) -> str:
     if isinstance(name, str):
         return name
     raise TypeError(f"expected a feature or its name, got {feature!r}")
+
+
+def write_expectation(version: str | None) -> str:
+    """What the compare-and-set of a write planned on ``version`` (as read) expects: "" for
+    never configured, UNREADABLE for a stored value that is not a version (so the write can
+    repair it), else the version itself."""
+    if not version:
+        return ""
+    return UNREADABLE if version_position(version) == (-1, -1) else version
 
 
 def default_author() -> str:

@@ -21,6 +21,7 @@ __all__ = [
     "MAX_EPOCH_BYTES",
     "OVERSIZED",
     "RESEED_SCRIPT",
+    "UNREADABLE",
     "WRITE_SCRIPT",
     "Keys",
     "check_replicas",
@@ -118,20 +119,27 @@ local function check_types(expected)
 end
 """
 
+UNREADABLE = "!unreadable"
+"""What a write expects when the stored version is not a version (a hand edit): it matches
+exactly that, atomically, so repairing it cannot overwrite a good write made meanwhile."""
+
 # KEYS: log, states, versions, history, epoch
-# ARGV: feature, expected version ("*" = any, "" = must not exist yet), record, epoch
-#       candidate, log maxlen, history maxlen
+# ARGV: feature, expected version ("*" = any, "" = must not exist yet, UNREADABLE = not a
+#       version), record, epoch candidate, log maxlen, history maxlen
 # Returns {1, new version} or {0, current version}; an error, having written nothing, if a
 # key has the wrong type.
 WRITE_SCRIPT = (
     CHECK_TYPES
+    + f"local UNREADABLE_VERSION = '{UNREADABLE}'\n"
     + """
 local wrong = check_types({[KEYS[1]] = 'stream', [KEYS[2]] = 'hash', [KEYS[3]] = 'hash',
   [KEYS[4]] = 'stream', [KEYS[5]] = 'string'})
 if wrong then return wrong end
 local feature, expected = ARGV[1], ARGV[2]
 local current = redis.call('HGET', KEYS[3], feature) or ''
-if expected ~= '*' and current ~= expected then
+local unreadable = current ~= '' and not string.match(current, '^%d+%-%d+$')
+if expected ~= '*' and current ~= expected
+    and not (expected == UNREADABLE_VERSION and unreadable) then
   return {0, current}
 end
 if redis.call('EXISTS', KEYS[5]) == 0 then
@@ -301,13 +309,13 @@ return {redis.call('HGET', KEYS[2], ARGV[1]), redis.call('HGET', KEYS[1], ARGV[1
 
 def write_call(
     keys: Keys, feature: str, record: str, expected: str | None
-) -> tuple[list[str], list[str | bytes]]:
+) -> tuple[list[str], list[str]]:
     """KEYS and ARGV of WRITE_SCRIPT."""
     return (
         [keys.log, keys.states, keys.versions, keys.history(feature), keys.epoch],
         [
             feature,
-            "*" if expected is None else expected.encode("utf-8", errors="surrogateescape"),
+            "*" if expected is None else expected,
             record,
             new_epoch(),
             str(LOG_MAXLEN),
@@ -331,20 +339,12 @@ def load_args() -> list[str]:
 
 
 def parse_current(reply: Any) -> tuple[str, str | bytes] | None:
-    """The version (exact: a write's compare-and-set gives it back, garbage included) and
-    the record as Redis sent it (the codec reads it strictly)."""
+    """The version and the record as Redis sent it (the codec reads it strictly). A version
+    without a record is an unreadable record (a hand edit), which a write can replace."""
     version, raw = reply
-    if version in (None, False) or raw in (None, False):
+    if version in (None, False):
         return None
-    return exact_text(version), _value(raw)
-
-
-def exact_text(value: Any) -> str:
-    """Reply bytes as text that encodes back to the same bytes (``surrogateescape``): for
-    values feats sends back to Redis, such as the version a compare-and-set expects."""
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="surrogateescape")
-    return text(value)
+    return text(version), b"" if raw in (None, False) else _value(raw)
 
 
 def client_socket_timeout(client: Any) -> float | None:

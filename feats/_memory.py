@@ -10,8 +10,8 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import Mapping, Sequence
 
-from ._layout import EXPOSURES_MAXLEN, HISTORY_MAXLEN, new_epoch
-from ._stored import ZERO_VERSION, Loaded, RawEntry, parse_version
+from ._layout import EXPOSURES_MAXLEN, HISTORY_MAXLEN, UNREADABLE, new_epoch
+from ._stored import ZERO_VERSION, Loaded, RawEntry, parse_version, version_position
 
 __all__ = ["READ_COUNT", "MemoryLog"]
 
@@ -99,7 +99,12 @@ class MemoryLog:
         """Compare-and-set like the Lua script: (True, new version) or (False, current)."""
         with self.lock:
             current = self.versions.get(feature, "")
-            if expected is not None and expected != current:
+            unreadable = current != "" and version_position(current) == (-1, -1)
+            if (
+                expected is not None
+                and expected != current
+                and not (expected == UNREADABLE and unreadable)
+            ):
                 return False, current
             if self.epoch is None:
                 self.epoch = new_epoch()
@@ -163,9 +168,9 @@ class MemoryLog:
 
     def current(self, feature: str) -> tuple[str, str] | None:
         with self.lock:
-            if feature not in self.states:
+            if feature not in self.versions:
                 return None
-            return self.versions[feature], self.states[feature]
+            return self.versions[feature], self.states.get(feature, "")
 
     def epoch_and_head(self) -> tuple[str | None, str]:
         with self.lock:

@@ -27,6 +27,7 @@ from .._changes import (
     find_change,
     history_changes,
     plan_write,
+    write_expectation,
 )
 from .._codec import Record
 from .._declarations import Registry
@@ -259,7 +260,7 @@ class Admin:
                 reason=reason,
                 validate=False,
             )
-            ok, written = await self._storage.write(name, encoded, plan.version or "")
+            ok, written = await self._storage.write(name, encoded, write_expectation(plan.version))
             if ok:
                 if self._applied is not None:
                     self._applied(name, written, record, encoded)
@@ -462,7 +463,7 @@ class Admin:
         versions = {name: loaded.records[name][0] for name in unchanged}
         for planned in writes:
             feature, encoded, expected = planned.feature, planned.encoded, planned.expected
-            ok, version = await self._storage.write(feature, encoded, expected)
+            ok, version = await self._storage.write(feature, encoded, write_expectation(expected))
             if not ok:
                 raise ConflictError(feature, expected or None, version or None)
             if self._applied is not None:
