@@ -82,22 +82,27 @@ def _lone_surrogate(document: Any) -> bool:
     return False
 
 
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique, parse_constant=_constant, parse_float=_float)
+"""One decoder for every read: json.loads would build one per call. Integers are left to
+the parser: it refuses more than sys.int_info's digits, and every schema bounds the numbers
+it takes (a 400-digit weight is not a weight)."""
+
+
 def read_json(raw: str | bytes, *, limit: int, what: str) -> Any:
     """Strict JSON of at most ``limit`` bytes; CodecError naming ``what`` otherwise."""
     if len(raw) > limit:
         raise CodecError(f"{what} is {len(raw)} bytes or more, over the {limit} byte limit")
     try:
-        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        if not isinstance(raw, bytes) and len(text.encode("utf-8")) > limit:
-            raise CodecError(f"{what} is over the {limit} byte limit")
+        if isinstance(raw, bytes):
+            text = raw.decode("utf-8")
+        else:
+            text = raw
+            if len(text.encode("utf-8")) > limit:
+                raise CodecError(f"{what} is over the {limit} byte limit")
     except UnicodeError as error:
         raise CodecError(f"{what} is not JSON: not UTF-8 text ({error})") from None
     try:
-        # Integers are left to the parser: it refuses more than sys.int_info's digits, and
-        # every schema bounds the numbers it takes (a 400-digit weight is not a weight).
-        document = json.loads(
-            text, object_pairs_hook=_unique, parse_constant=_constant, parse_float=_float
-        )
+        document = _DECODER.decode(text)
     except CodecError as error:
         raise CodecError(f"{what} is not valid JSON: {error}") from None
     except RecursionError:
@@ -215,13 +220,14 @@ def decode_state(document: Any, where: str = "state") -> FeatureState:
     rules: dict[RuleKey, Selector] = {}
     for index, rule in enumerate(expect(document.get("rules", []), list, f"{where}.rules")):
         at = f"{where}.rules[{index}]"
-        rule = expect(rule, dict, at)
+        if type(rule) is not dict:
+            expect(rule, dict, at)
         raw_key = rule.get("key")
         key = None if raw_key is None else tuple(_string_list(raw_key, f"{at}.key"))
         if key in rules:
             raise CodecError(f"{at}.key: duplicate rule {raw_key!r}")
         rules[key] = decode_selector(rule.get("selector"), f"{at}.selector")
-    state = FeatureState(segments, rules)
+    state = FeatureState.of(tuple(segments), rules)
     issues = shape_issues(state)
     if issues:
         raise CodecError(f"{where}: {issues[0].message}")
@@ -238,12 +244,18 @@ def _record(document: Any) -> Record:
     if "state" not in document:
         raise CodecError("record has no state (null resets a feature; a missing one is a mistake)")
     state = document["state"]
-    when = expect(document.get("time", 0.0), (int, float), "record.time")
+    when = document.get("time", 0.0)
+    if type(when) is not float:
+        when = expect(when, (int, float), "record.time")
+    author, reason = document.get("author", ""), document.get("reason", "")
+    if type(author) is not str or type(reason) is not str:
+        expect(author, str, "record.author")
+        expect(reason, str, "record.reason")
     return Record(
         feature=expect_name(document.get("feature"), "record.feature"),
         state=None if state is None else decode_state(state),
-        author=expect(document.get("author", ""), str, "record.author"),
-        reason=expect(document.get("reason", ""), str, "record.reason"),
+        author=author,
+        reason=reason,
         time=float(when),
     )
 

@@ -430,7 +430,7 @@ class AppCore:
         """Why these declarations cannot serve ``record``, or None if they can."""
         if record.state is None or feature not in self.registry.features:
             return None
-        issues = state_issues(feature, record.state, self.registry)
+        issues = state_issues(feature, record.state, self.registry, shaped=True)
         return None if not issues else f"{feature}: {issues[0].message}"
 
     def _servable(self, feature: str, served: Served | None) -> bool:

@@ -528,7 +528,8 @@ KINDS: dict[str, type[Static] | type[Rollout] | type[Experiment]] = {
 
 
 def decode_selector(document: Any, where: str) -> Selector:
-    document = expect(document, dict, where)
+    if type(document) is not dict:
+        expect(document, dict, where)
     kind = KINDS.get(document.get("type"))
     if kind is None:
         raise CodecError(f"{where}.type: unknown selector type {document.get('type')!r}")
