@@ -498,6 +498,9 @@ class _Web:
         if form.kind in ("rollout", "experiment") and not form.by:
             unbounded = [s for s, _doc, options in segments if options is None]
             form.by = unbounded[0] if unbounded else (segments[0][0] if segments else "")
+        # A rule being edited keeps its order (the script appends what else is filled in);
+        # a new split is written in the order its weights are filled in.
+        weight_order = ",".join(form.weights)
         if form.kind in ("rollout", "experiment") and not form.weights:
             form.weights = {
                 impl: ("100" if impl == declaration.default else "0")
@@ -526,6 +529,7 @@ class _Web:
                 "rows": views.rule_rows(state, list(declaration.implementations)),
                 "error": error,
                 "weight_rows": weight_rows,
+                "weight_order": weight_order,
             },
             principal=principal,
             status=400 if error else 200,
