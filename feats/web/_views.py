@@ -252,13 +252,12 @@ def _duration(seconds: float) -> str:
     return f"{seconds:g} seconds"
 
 
-def live_meaning() -> str:
+def live_meaning(who: str = "an App that declares it") -> str:
     """What "live" means on the pages, in one sentence."""
     return (
-        f"Live: an App that declares it sent a heartbeat within the last "
-        f"{_duration(LIVE_SECONDS)} (a running App sends one every "
-        f"{_duration(HEARTBEAT_SECONDS).removeprefix('a ')}). Not live: no App has for "
-        "longer; none is known to serve it."
+        f"Live: {who} sent a heartbeat within the last {_duration(LIVE_SECONDS)} (a running "
+        f"App sends one every {_duration(HEARTBEAT_SECONDS).removeprefix('a ')}). Not live: "
+        "none has for longer, so no running App is known to serve it."
     )
 
 
