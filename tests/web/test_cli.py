@@ -92,6 +92,7 @@ class Terminal:
     def __init__(self, *args: str, seconds: float = 30.0) -> None:
         self.deadline = time.monotonic() + seconds
         self.output = b""
+        self.cursor = 0
         pid, self.fd = pty.fork()
         if pid == 0:  # the child: nothing but exec
             try:
@@ -101,9 +102,9 @@ class Terminal:
         self.pid = pid
 
     def expect(self, text: str) -> None:
-        """Read until ``text`` has appeared since the last expect."""
-        start = len(self.output)
-        while text.encode() not in self.output[start:]:
+        """Read until ``text`` appears after what the last expect matched."""
+        wanted = text.encode()
+        while (found := self.output.find(wanted, self.cursor)) < 0:
             left = self.deadline - time.monotonic()
             if left <= 0:
                 raise AssertionError(f"no {text!r} on the terminal; it shows {self.output!r}")
@@ -116,6 +117,7 @@ class Terminal:
                 if not chunk:
                     raise AssertionError(f"the terminal closed before {text!r}: {self.output!r}")
                 self.output += chunk
+        self.cursor = found + len(wanted)
 
     def type(self, line: str) -> None:
         os.write(self.fd, line.encode() + b"\r")
