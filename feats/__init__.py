@@ -8,6 +8,8 @@ from ._app import App, Boolean, Feature
 from ._backup import ImportResult
 from ._bucketing import BUCKETS, bucket
 from ._catalog import (
+    CATALOG_HEARTBEAT_SECONDS,
+    CATALOG_LIVE_SECONDS,
     Catalog,
     CatalogEntry,
     Drift,
@@ -50,6 +52,8 @@ from ._verbs import (
 
 __all__ = [
     "BUCKETS",
+    "CATALOG_HEARTBEAT_SECONDS",
+    "CATALOG_LIVE_SECONDS",
     "Admin",
     "App",
     "Boolean",

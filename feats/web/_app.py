@@ -7,9 +7,7 @@ import hashlib
 import inspect
 import logging
 import os
-import weakref
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeAlias
 from urllib.parse import urlencode
@@ -48,14 +46,6 @@ AuthHook: TypeAlias = Callable[[Request], "Principal | Awaitable[Principal | Non
 
 HERE = Path(__file__).parent
 KEEPALIVE_SECONDS = 15.0
-PAGE_READS = 2
-"""Pages rendering at once per process. Reads of the whole namespace use the storage's tail
-pool (4 connections), one of which the live-update watch holds."""
-
-
-@dataclass
-class _Loop:
-    reads: asyncio.Semaphore
 
 
 class _Web:
@@ -83,11 +73,8 @@ class _Web:
         self.login_url = login_url
         self.throttle = throttle
         self.live = live
-        self.hub = ChangeHub(self.admin, storage)
+        self.hub = ChangeHub(self.admin)
         self.router: Any = None
-        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Loop] = (
-            weakref.WeakKeyDictionary()
-        )
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"),
             autoescape=True,
@@ -99,17 +86,12 @@ class _Web:
             relative_time=views.relative_time,
             absolute_time=views.absolute_time,
             doc_text=views.doc_text,
+            is_live=views.is_live,
+            live_meaning=views.live_meaning,
         )
         self.static_version = _static_version()
 
     # -- plumbing ----------------------------------------------------------------------
-
-    def _loop(self) -> _Loop:
-        loop = asyncio.get_running_loop()
-        state = self._loops.get(loop)
-        if state is None:
-            state = self._loops[loop] = _Loop(asyncio.Semaphore(PAGE_READS))
-        return state
 
     def url(
         self, request: Request, name: str, query: Mapping[str, str] | None = None, **path: str
@@ -244,9 +226,10 @@ class _Web:
                         f"{principal.name} is a viewer: viewers can look, not change. "
                         "Nothing was changed.",
                     )
+            # No cap on pages read at once: they read through the host's own client, whose
+            # pool grows as needed, and the live watch holds one connection of it.
             try:
-                async with self._loop().reads:
-                    return await handler(request, principal, form)
+                return await handler(request, principal, form)
             except feats.StorageError as error:
                 return self.error(
                     request,
@@ -271,7 +254,6 @@ class _Web:
         for name in sorted(set(registry.features) | set(configured)):
             declaration = registry.features.get(name)
             change = configured.get(name)
-            count, seen, live = views.deploys(catalog, name)
             rows.append(
                 {
                     "name": name,
@@ -283,20 +265,17 @@ class _Web:
                     ),
                     "change": change,
                     "drift": [d for d in drift.get(name, []) if d.kind != "unconfigured"],
-                    "deploys": count,
-                    "seen": seen,
-                    "live": live,
+                    "deploys": views.deploys(catalog, name),
                     "splits": _split_kinds(None if change is None else change.state),
                 }
             )
-        head = max((c.version for c in configured.values()), key=views.version_key, default="")
         return self.render(
             request,
             "overview.html",
             {"rows": rows, "catalog": catalog},
             principal=principal,
             live="refresh",
-            version=head,
+            version=await self.admin.head(),
         )
 
     async def _feature(
@@ -314,7 +293,6 @@ class _Web:
         declaration = registry.features.get(name)
         implementations = list(declaration.implementations) if declaration else []
         state = None if change is None else change.state
-        count, seen, live = views.deploys(catalog, name)
         drift = [
             d for d in await self.admin.drift() if d.feature == name and d.kind != "unconfigured"
         ]
@@ -330,9 +308,7 @@ class _Web:
                 "change": change,
                 "rows": views.rule_rows(state, implementations),
                 "summary": views.summary(state, declaration.default if declaration else None),
-                "deploys": count,
-                "seen": seen,
-                "live_apps": live,
+                "deploys": views.deploys(catalog, name),
                 "drift": drift,
                 "has_experiment": any(
                     isinstance(s, feats.Experiment) for s in (state.rules.values() if state else ())
@@ -470,7 +446,7 @@ class _Web:
         return self.render(
             request,
             "catalog.html",
-            {"catalog": catalog, "window": views.LIVE_WINDOW_SECONDS},
+            {"catalog": catalog},
             principal=principal,
         )
 
@@ -481,8 +457,7 @@ class _Web:
         if feature:
             change = configured.get(feature)
             return JSONResponse({"version": "" if change is None else change.version})
-        head = max((c.version for c in configured.values()), key=views.version_key, default="")
-        return JSONResponse({"version": head})
+        return JSONResponse({"version": await self.admin.head()})
 
     # -- changing ----------------------------------------------------------------------
 
@@ -523,6 +498,9 @@ class _Web:
         if form.kind in ("rollout", "experiment") and not form.by:
             unbounded = [s for s, _doc, options in segments if options is None]
             form.by = unbounded[0] if unbounded else (segments[0][0] if segments else "")
+        # A rule being edited keeps its order (the script appends what else is filled in);
+        # a new split is written in the order its weights are filled in.
+        weight_order = ",".join(form.weights)
         if form.kind in ("rollout", "experiment") and not form.weights:
             form.weights = {
                 impl: ("100" if impl == declaration.default else "0")
@@ -551,6 +529,7 @@ class _Web:
                 "rows": views.rule_rows(state, list(declaration.implementations)),
                 "error": error,
                 "weight_rows": weight_rows,
+                "weight_order": weight_order,
             },
             principal=principal,
             status=400 if error else 200,

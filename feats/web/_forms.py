@@ -28,6 +28,7 @@ TITLES = {
 MAX_VALUE = 200
 MAX_REASON = 500
 MAX_WHERE = 10
+MAX_WEIGHTS = 100
 
 
 class FormError(ValueError):
@@ -51,7 +52,11 @@ class EditForm:
 
     @classmethod
     def from_fields(cls, fields: Iterable[tuple[str, str]], kind: str | None = None) -> EditForm:
+        """The form of these fields. ``order`` (names, comma-separated: the order the
+        editor's script saw the weights filled in) puts the weights in that order, the
+        others after them as given: "aperture 5%, acme 95%" as typed, like the CLI's."""
         form = cls(kind="")
+        order: list[str] = []
         for name, raw in fields:
             value = raw if isinstance(raw, str) else ""
             if name.startswith("where."):
@@ -67,6 +72,11 @@ class EditForm:
                 form.resegment = value in ("1", "on", "true")
             elif name == "reason":
                 form.reason = value.strip()
+            elif name == "order":
+                order = [item.strip() for item in value.split(",")[:MAX_WEIGHTS]]
+        if order:
+            first = {name: form.weights[name] for name in order if name in form.weights}
+            form.weights = {**first, **form.weights}
         if kind is not None:
             form.kind = kind
         return form

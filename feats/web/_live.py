@@ -1,8 +1,9 @@
 """Live pages: one watch of the change log per process, fanned out to every open page.
 
-``Admin.watch`` holds a connection of the storage's tail pool while it blocks, so a web
-process runs one, started by the first page that subscribes (never at start-up: a mounted
-app's lifespan may not run) and stopped when the last one leaves.
+``Admin.watch`` holds a connection of the host's Redis client while it blocks, so a web
+process runs one (per event loop), however many pages are open: started by the first page
+that subscribes (never at start-up: a mounted app's lifespan may not run) and stopped when
+the last one leaves.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from feats import HistoryEntry
-from feats.aio import Admin, Storage
+from feats.aio import Admin
 
 __all__ = ["ChangeHub", "event_data"]
 
@@ -43,9 +44,8 @@ def event_data(entry: HistoryEntry) -> dict[str, Any]:
 class _LoopHub:
     """The subscribers and the watch task of one event loop."""
 
-    def __init__(self, admin: Admin, storage: Storage, block_ms: int) -> None:
+    def __init__(self, admin: Admin, block_ms: int) -> None:
         self.admin = admin
-        self.storage = storage
         self.block_ms = block_ms
         self.queues: set[asyncio.Queue[dict[str, Any]]] = set()
         self.task: asyncio.Task[None] | None = None
@@ -62,7 +62,7 @@ class _LoopHub:
                 if position is None:
                     # Fix the starting point before saying "ready": a change written after
                     # that is delivered, whenever the watch gets to read it.
-                    position = (await self.storage.load()).head
+                    position = await self.admin.head()
                 self.ready.set()
                 async for entry in self.admin.watch(
                     after=position, block_ms=self.block_ms, timeout=WATCH_SPAN_SECONDS
@@ -96,9 +96,8 @@ class _LoopHub:
 class ChangeHub:
     """Hands every subscriber each change as it is written (``subscribe()``)."""
 
-    def __init__(self, admin: Admin, storage: Storage, *, block_ms: int = 1_000) -> None:
+    def __init__(self, admin: Admin, *, block_ms: int = 1_000) -> None:
         self.admin = admin
-        self.storage = storage
         self.block_ms = block_ms
         self._hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopHub] = (
             weakref.WeakKeyDictionary()
@@ -108,7 +107,7 @@ class ChangeHub:
         loop = asyncio.get_running_loop()
         hub = self._hubs.get(loop)
         if hub is None:
-            hub = self._hubs[loop] = _LoopHub(self.admin, self.storage, self.block_ms)
+            hub = self._hubs[loop] = _LoopHub(self.admin, self.block_ms)
         return hub
 
     def subscribers(self) -> int:

@@ -10,12 +10,16 @@ from datetime import UTC, datetime
 import feats
 
 __all__ = [
-    "LIVE_WINDOW_SECONDS",
+    "HEARTBEAT_SECONDS",
+    "LIVE_SECONDS",
     "Bar",
+    "Deploys",
     "RuleRow",
     "absolute_time",
     "bar_of",
+    "is_live",
     "kind_of",
+    "live_meaning",
     "relative_time",
     "rule_label",
     "rule_rows",
@@ -23,9 +27,11 @@ __all__ = [
     "version_key",
 ]
 
-LIVE_WINDOW_SECONDS = 2 * 3600.0
-"""A running App publishes its catalog entry at start and then every hour: an entry not
-seen for two hours belongs to Apps that have presumably stopped."""
+HEARTBEAT_SECONDS = feats.CATALOG_HEARTBEAT_SECONDS
+LIVE_SECONDS = feats.CATALOG_LIVE_SECONDS
+"""A running App sends a catalog heartbeat (``seen:<identity>``) every HEARTBEAT_SECONDS,
+which ``Catalog.from_raw`` merges into its entry's ``seen``: a deploy seen within
+LIVE_SECONDS is live."""
 
 COLORS = 8
 
@@ -214,16 +220,44 @@ def relative_time(moment: datetime | float | None, now: float | None = None) -> 
     return "just now" if seconds < 5 else f"{int(seconds)} s ago"
 
 
-def deploys(
-    catalog: feats.Catalog, feature: str, now: float | None = None
-) -> tuple[int, float | None, bool]:
-    """How many deploys declare ``feature``, when one was last seen, and whether recently."""
+@dataclass(frozen=True)
+class Deploys:
+    """The deploys (sets of declarations in the catalog) that declare one feature."""
+
+    total: int
+    live: int
+    """How many of them sent a heartbeat within LIVE_SECONDS."""
+    seen: float | None
+    """When the latest of them was last seen running (its heartbeat), if any declares it."""
+
+
+def deploys(catalog: feats.Catalog, feature: str, now: float | None = None) -> Deploys:
     entries = catalog.declared_by(feature)
     if not entries:
-        return 0, None, False
-    seen = max(entry.seen for entry in entries)
+        return Deploys(0, 0, None)
     current = time.time() if now is None else now
-    return len(entries), seen, current - seen <= LIVE_WINDOW_SECONDS
+    live = sum(1 for entry in entries if current - entry.seen <= LIVE_SECONDS)
+    return Deploys(len(entries), live, max(entry.seen for entry in entries))
+
+
+def is_live(entry: feats.CatalogEntry, now: float | None = None) -> bool:
+    return (time.time() if now is None else now) - entry.seen <= LIVE_SECONDS
+
+
+def _duration(seconds: float) -> str:
+    if seconds % 60 == 0:
+        minutes = int(seconds // 60)
+        return "a minute" if minutes == 1 else f"{minutes} minutes"
+    return f"{seconds:g} seconds"
+
+
+def live_meaning(who: str = "an App that declares it") -> str:
+    """What "live" means on the pages, in one sentence."""
+    return (
+        f"Live: {who} sent a heartbeat within the last {_duration(LIVE_SECONDS)} (a running "
+        f"App sends one every {_duration(HEARTBEAT_SECONDS).removeprefix('a ')}). Not live: "
+        "none has for longer, so no running App is known to serve it."
+    )
 
 
 def doc_text(doc: str | None) -> str:

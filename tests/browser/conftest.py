@@ -1,13 +1,19 @@
 """Browser fixtures: Debian's Chromium under Playwright, and the standalone admin for real.
 
-Each test gets a fresh namespace with: a users file made by ``feats web add-user`` (the
-password on stdin), an App in another process serving the shop's declarations
-(tests/web/_serving.py), and ``feats web --users FILE`` on a free loopback port.
+Each test gets a redis-server of its own on a free loopback port (tests/servers/), so its
+namespace can be called ``shop`` as in the README without meeting another test's, with: a
+users file made by ``feats web add-user`` (the password on stdin), an App in another
+process serving the shop's declarations (tests/web/_serving.py), and
+``feats web --users FILE`` on a free loopback port.
+
+Screenshots go to a temporary directory; ``FEATS_SCREENSHOTS=docs/screenshots`` (a path
+relative to the repository root, or absolute) writes them there instead, for the README.
 Run apart from the main suite, without pytest-asyncio: ``pytest -p no:asyncio tests/browser``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -17,7 +23,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,10 +35,13 @@ from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwrig
 
 import feats
 
+from ..servers import RedisServer
 from ..web._shop import declare
 
 ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+NAMESPACE = "shop"
+SCREENSHOTS_VARIABLE = "FEATS_SCREENSHOTS"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PASSWORD = "correct horse battery"
 CHROMIUM = os.environ.get("FEATS_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -163,50 +172,49 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 
 
 @pytest.fixture
-def stack(
-    redis_url: str, namespace: str, sync_redis: redis.Redis, tmp_path: Path
-) -> Iterator[Stack]:
+def redis_server() -> Iterator[RedisServer]:
+    """A redis-server for this test alone: the namespace is ``shop`` and meets no other."""
+    with RedisServer(name="browser") as server:
+        yield server
+
+
+def _stop(server: subprocess.Popen[str]) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+@pytest.fixture
+def stack(redis_server: RedisServer, tmp_path: Path) -> Iterator[Stack]:
+    redis_url, namespace = redis_server.url + "/0", NAMESPACE
     users = tmp_path / "users.json"
     _add_user(users, "alice", "editor")
-    peer = Peer(redis_url, namespace)
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "feats",
-            "web",
-            "--redis",
-            redis_url,
-            "-n",
-            namespace,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--users",
-            str(users),
-        ],
-        cwd=ROOT,
-        env={**os.environ, "FEATS_WEB_SECRET_KEY": "browser-tests-secret-key"},
-        text=True,
-    )
-    admin_app = feats.App(
-        storage=feats.RedisStorage(sync_redis, namespace, block_ms=500), block_ms=500
-    )
-    declare(admin_app)
-    try:
+    with contextlib.ExitStack() as cleanup:
+        sync_redis: redis.Redis = redis_server.client()
+        cleanup.callback(sync_redis.close)
+        peer = Peer(redis_url, namespace)
+        cleanup.callback(peer.close)
+        port = free_port()
+        server = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "feats", "web", "--redis", redis_url, "-n", namespace),
+                *("--host", "127.0.0.1", "--port", str(port), "--users", str(users)),
+            ],
+            cwd=ROOT,
+            env={**os.environ, "FEATS_WEB_SECRET_KEY": "browser-tests-secret-key"},
+            text=True,
+        )
+        cleanup.callback(_stop, server)
+        admin_app = feats.App(
+            storage=feats.RedisStorage(sync_redis, namespace, block_ms=500), block_ms=500
+        )
+        declare(admin_app)
         base = f"http://127.0.0.1:{port}"
         _wait_for_http(base + "/login", server)
         yield Stack(base, peer, admin_app, namespace)
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        peer.close()
 
 
 @pytest.fixture
@@ -231,8 +239,41 @@ def sign_in(page: Page, stack: Stack, name: str = "alice") -> None:
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator("header .user")).to_have_text(name)
+    expect(page.locator("header .ns")).to_have_text(stack.namespace)
 
 
-def shoot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+def screenshot_directory(chosen: str | None, temporary: Path) -> Path:
+    """Where screenshots go: ``temporary`` unless $FEATS_SCREENSHOTS names a directory
+    (relative to the repository root, so the committed ones change only when asked)."""
+    return ROOT / chosen if chosen else temporary
+
+
+@pytest.fixture(scope="session")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = screenshot_directory(
+        os.environ.get(SCREENSHOTS_VARIABLE), tmp_path_factory.mktemp("screenshots")
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+Shoot = Callable[[Page, str], Path]
+
+
+@pytest.fixture
+def shoot(screenshots: Path) -> Shoot:
+    """``shoot(page, name)``: a full-page PNG ``name.png``, checked to be written."""
+
+    def take(page: Page, name: str) -> Path:
+        if page.locator("body").get_attribute("data-events"):
+            # The header's live dot shows a connected page, not one still connecting.
+            expect(page.locator("body")).to_have_attribute("data-live-state", "connected")
+        path = screenshots / f"{name}.png"
+        path.unlink(missing_ok=True)
+        page.screenshot(path=str(path), full_page=True)
+        with path.open("rb") as written:
+            assert written.read(len(PNG_SIGNATURE)) == PNG_SIGNATURE, f"{path} is not a PNG"
+        assert path.stat().st_size > 10_000, f"{path} is too small to show a page"
+        return path
+
+    return take

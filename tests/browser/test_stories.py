@@ -1,8 +1,8 @@
 """The seed README's five stories, clicked through in Chromium, each served by another App.
 
 Every test signs in to the standalone ``feats web``, makes its change through the form and
-the preview page, checks that the App in the other process serves it, and saves the
-screenshots the README shows (docs/screenshots/).
+the preview page, checks that the App in the other process serves it, and takes the
+screenshots the README shows (into docs/screenshots/ only with FEATS_SCREENSHOTS set).
 """
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ from collections import Counter
 
 from playwright.sync_api import Page, expect
 
-from .conftest import Stack, shoot, sign_in
+import feats
+
+from .conftest import Shoot, Stack, sign_in
 
 US_USERS = [(i, "US") for i in range(1, 2001)]
 
@@ -26,7 +28,7 @@ def preview_and_apply(
     page: Page,
     stack: Stack,
     reason: str,
-    shot: str | None = None,
+    shot: tuple[Shoot, str] | None = None,
     feature: str = "PaymentProcessor",
 ) -> str:
     """From an editor: preview, give the reason, apply; the version written."""
@@ -34,7 +36,8 @@ def preview_and_apply(
     expect(page.locator("h1")).to_contain_text("Review:")
     page.get_by_label("Why?").fill(reason)
     if shot:
-        shoot(page, shot)
+        shoot, name = shot
+        shoot(page, name)
     before = len(stack.history(feature))
     page.get_by_role("button", name="Apply to").click()
     expect(page.locator(".banner.ok")).to_contain_text("is now at version")
@@ -47,12 +50,13 @@ def preview_and_apply(
 
 
 def set_weights(page: Page, weights: dict[str, int]) -> None:
+    """Fill the weights in, in the order given."""
     for name, weight in weights.items():
         page.locator(f"#weight-{name}").fill(str(weight))
     expect(page.locator("#total")).to_have_text("100")
 
 
-def test_canada_to_premium(page: Page, stack: Stack) -> None:
+def test_canada_to_premium(page: Page, stack: Stack, shoot: Shoot) -> None:
     sign_in(page, stack)
     open_feature(page, stack, "PaymentProcessor")
     expect(page.locator("table.impls")).to_contain_text("2% + $0.30 / Transaction")
@@ -62,7 +66,7 @@ def test_canada_to_premium(page: Page, stack: Stack) -> None:
     page.locator("input[name=implementation][value=premium]").check()
     expect(page.locator("#plan-out")).to_contain_text("Country=CA: premium")
     shoot(page, "canada-route")
-    version = preview_and_apply(page, stack, "Acme fails in Canada", shot="canada-preview")
+    version = preview_and_apply(page, stack, "Acme fails in Canada", shot=(shoot, "canada-preview"))
     expect(page.locator("table.rules")).to_contain_text("premium")
     assert stack.peer.serves(version, "PaymentProcessor", [(1, "CA"), (2, "US"), (3, "GB")]) == [
         "premium",
@@ -71,7 +75,7 @@ def test_canada_to_premium(page: Page, stack: Stack) -> None:
     ]
 
 
-def test_rollback(page: Page, stack: Stack) -> None:
+def test_rollback(page: Page, stack: Stack, shoot: Shoot) -> None:
     admin = stack.app.admin
     first = admin.set_fallthrough(
         "PaymentProcessor", "acme", author="ops", reason="Everyone pays with Acme"
@@ -104,18 +108,23 @@ def test_rollback(page: Page, stack: Stack) -> None:
     ]
 
 
-def test_us_rollout_of_aperture_to_five_percent(page: Page, stack: Stack) -> None:
+def test_us_rollout_of_aperture_to_five_percent(page: Page, stack: Stack, shoot: Shoot) -> None:
     sign_in(page, stack)
     open_feature(page, stack, "PaymentProcessor")
     page.get_by_role("link", name="Roll out…").click()
     page.get_by_label("Country").select_option("US")
     page.locator("select[name=by]").select_option("UserId")
-    set_weights(page, {"acme": 95, "aperture": 5})
+    # Typed as for the CLI (aperture=5 acme=95): the rule reads in that order, not in the
+    # order of the declaration (acme first).
+    set_weights(page, {"aperture": 5, "acme": 95})
     expect(page.locator("#plan-out")).to_contain_text(
-        "Country=US: rollout by UserId: acme 95%, aperture 5%"
+        "Country=US: rollout by UserId: aperture 5%, acme 95%"
     )
     shoot(page, "us-rollout")
     version = preview_and_apply(page, stack, "Aperture, carefully")
+    state = stack.app.admin.get_state("PaymentProcessor")
+    assert state is not None and isinstance(rule := state.rules[("US",)], feats.Rollout)
+    assert list(rule.weights) == ["aperture", "acme"]
     answers = stack.peer.serves(version, "PaymentProcessor", US_USERS)
     share = answers.count("aperture") / len(answers)
     assert 0.035 < share < 0.065, share
@@ -126,7 +135,7 @@ def test_us_rollout_of_aperture_to_five_percent(page: Page, stack: Stack) -> Non
     )
 
 
-def test_raise_the_rollout_to_twenty_five_percent(page: Page, stack: Stack) -> None:
+def test_raise_the_rollout_to_twenty_five_percent(page: Page, stack: Stack, shoot: Shoot) -> None:
     five = stack.app.admin.rollout(
         "PaymentProcessor",
         "UserId",
@@ -142,7 +151,8 @@ def test_raise_the_rollout_to_twenty_five_percent(page: Page, stack: Stack) -> N
     open_feature(page, stack, "PaymentProcessor")
     page.locator("tr.rule", has_text="US").get_by_role("link", name="Change").click()
     expect(page.locator("#weight-aperture")).to_have_value("5")
-    set_weights(page, {"aperture": 25, "acme": 75})
+    # Filled in the other way round, the rule keeps its own order.
+    set_weights(page, {"acme": 75, "aperture": 25})
     # The figure comes from the same diff core as `feats rollout` prints.
     expect(page.locator("#plan-out .note")).to_have_text(
         "moves 20% of these users: acme→aperture 20%"
@@ -152,6 +162,7 @@ def test_raise_the_rollout_to_twenty_five_percent(page: Page, stack: Stack) -> N
     expect(page.locator("ul.diff .note")).to_have_text(
         "moves 20% of these users: acme→aperture 20%"
     )
+    expect(page.locator("ul.diff")).to_contain_text("rollout by UserId: aperture 25%, acme 75%")
     page.get_by_label("Why?").fill("No integration issues")
     shoot(page, "raise-preview")
     page.get_by_role("button", name="Apply to").click()
@@ -172,7 +183,7 @@ def test_raise_the_rollout_to_twenty_five_percent(page: Page, stack: Stack) -> N
     shoot(page, "explain")
 
 
-def test_priorities_experiment_and_its_exposures(page: Page, stack: Stack) -> None:
+def test_priorities_experiment_and_its_exposures(page: Page, stack: Stack, shoot: Shoot) -> None:
     admin = stack.app.admin
     admin.route(
         "PaymentProcessor",

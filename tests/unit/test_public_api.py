@@ -21,6 +21,8 @@ FEATS_ALL = [
     "App",
     "BUCKETS",
     "Boolean",
+    "CATALOG_HEARTBEAT_SECONDS",
+    "CATALOG_LIVE_SECONDS",
     "Catalog",
     "CatalogEntry",
     "Change",

@@ -1,7 +1,8 @@
 """An App in another process that serves the changes the web admin makes.
 
 ``python -m tests.web._serving URL NAMESPACE`` starts an aio App with the shop's
-declarations (publishing its catalog), prints ``{"ready": version}``, then answers one
+declarations, publishes its catalog entry (an App does that on its writer thread soon
+after start; the pages need it now), prints ``{"ready": version}``, then answers one
 JSON line per command:
 
 - ``{"op": "wait", "version": V, "feature": F, "users": [[id, country], ...]}``: wait
@@ -46,6 +47,7 @@ async def main(url: str, namespace: str) -> None:
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     async with app:
+        await app.admin.publish_catalog()
         say({"ready": app.version, "live": app.status.live})
         while line := await reader.readline():
             command = json.loads(line)

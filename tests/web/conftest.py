@@ -42,7 +42,7 @@ def closed_port() -> int:
 
 @dataclass
 class Serving:
-    """A started sync App with the shop's declarations: it published the catalog."""
+    """A started sync App with the shop's declarations, its catalog entry published."""
 
     app: feats.App
     shop: Shop
@@ -60,6 +60,8 @@ def serving(sync_redis: redis.Redis, namespace: str) -> Iterator[Serving]:
     app = feats.App(storage=feats.RedisStorage(sync_redis, namespace, block_ms=500), block_ms=500)
     shop = declare(app)
     with app:
+        # Published on the writer thread soon after start; the pages need it at once.
+        app.admin.publish_catalog()
         yield Serving(app, shop)
 
 

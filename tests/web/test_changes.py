@@ -182,6 +182,80 @@ def test_raising_a_rollout_shows_who_moves_from_the_diff_core(
     assert dict(raised.weights) == {"aperture": 25, "acme": 75}
 
 
+ORDER = re.compile(r'name="order" id="weight-order" value="([^"]*)"')
+
+
+def _rule_weights(serving: Serving, country: str = "US") -> list[str]:
+    """The implementations of the rollout for ``country``, in their stored order."""
+    state = serving.history()[-1].state
+    assert state is not None
+    rule = state.rules[(country,)]
+    assert isinstance(rule, feats.Rollout)
+    return list(rule.weights)
+
+
+def test_a_first_rollout_is_written_in_the_order_its_weights_were_filled_in(
+    editor: TestClient, serving: Serving
+) -> None:
+    page = editor.get("/features/PaymentProcessor/edit/rollout")
+    found = ORDER.search(page.text)
+    assert found is not None and found.group(1) == ""  # new: the script records the order
+    # The form lists the declaration's order (acme first); aperture was filled in first.
+    fields = {
+        "kind": "rollout",
+        "where.Country": "US",
+        "by": "UserId",
+        "weight.acme": "95",
+        "weight.premium": "0",
+        "weight.aperture": "5",
+        "order": "aperture,acme",
+        "expected_version": "",
+    }
+    live = editor.get("/features/PaymentProcessor/plan.json", params=fields).json()
+    assert live["diff"][-1]["after"] == "rollout by UserId: aperture 5%, acme 95%"
+    preview = editor.post(
+        "/features/PaymentProcessor/preview", data={"csrf": token(editor), **fields}
+    )
+    assert "rollout by UserId: aperture 5%, acme 95%" in preview.text
+    # The preview carries the weights in that order to the write.
+    carried = re.findall(r'name="weight\.(\w+)"', preview.text)
+    assert carried[:2] == ["aperture", "acme"]
+    status, _ = apply(editor, {**fields, "reason": "Aperture, carefully"})
+    assert status == 303
+    assert _rule_weights(serving) == ["aperture", "acme"]
+    # Without the script (no order), the form's own order.
+    status, _ = apply(
+        editor,
+        {
+            **{k: v for k, v in fields.items() if k != "order"},
+            "where.Country": "MX",
+            "expected_version": serving.history()[-1].version,
+            "reason": "no script",
+        },
+    )
+    assert status == 303
+    assert _rule_weights(serving, "MX") == ["acme", "aperture"]
+
+
+def test_editing_a_rule_keeps_its_order(editor: TestClient, serving: Serving) -> None:
+    serving.admin.rollout(
+        "PaymentProcessor",
+        "UserId",
+        {"aperture": 5, "acme": 95},
+        where={"Country": "US"},
+        author="ops",
+        reason="carefully",
+    )
+    feature = editor.get("/features/PaymentProcessor").text
+    change = re.search(r'href="(/features/PaymentProcessor/edit/rollout\?[^"]+)"', feature)
+    assert change is not None
+    page = editor.get(change.group(1).replace("&amp;", "&"))
+    found = ORDER.search(page.text)
+    assert found is not None and found.group(1) == "aperture,acme"
+    rows = re.findall(r'id="weight-(\w+)" name="weight', page.text)
+    assert rows == ["aperture", "acme", "premium"]
+
+
 def test_experiment_stop_remove_reset(editor: TestClient, serving: Serving) -> None:
     csrf = token(editor)
     start = {

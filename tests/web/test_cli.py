@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import pty
+import select
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -77,3 +83,89 @@ def test_without_the_extra_feats_web_names_it() -> None:
     assert result.returncode == 1
     assert "pip install 'feats[web]'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+class Terminal:
+    """``feats web ...`` on a pseudo-terminal of its own (its controlling terminal, so the
+    prompts read it as a person types), every read bounded by a deadline."""
+
+    def __init__(self, *args: str, seconds: float = 30.0) -> None:
+        self.deadline = time.monotonic() + seconds
+        self.output = b""
+        self.cursor = 0
+        pid, self.fd = pty.fork()
+        if pid == 0:  # the child: nothing but exec
+            try:
+                os.execv(sys.executable, [sys.executable, "-m", "feats", "web", *args])
+            finally:
+                os._exit(127)
+        self.pid = pid
+
+    def expect(self, text: str) -> None:
+        """Read until ``text`` appears after what the last expect matched."""
+        wanted = text.encode()
+        while (found := self.output.find(wanted, self.cursor)) < 0:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no {text!r} on the terminal; it shows {self.output!r}")
+            ready, _, _ = select.select([self.fd], [], [], left)
+            if ready:
+                try:
+                    chunk = os.read(self.fd, 4096)
+                except OSError:  # EIO: the child closed the terminal
+                    chunk = b""
+                if not chunk:
+                    raise AssertionError(f"the terminal closed before {text!r}: {self.output!r}")
+                self.output += chunk
+        self.cursor = found + len(wanted)
+
+    def type(self, line: str) -> None:
+        os.write(self.fd, line.encode() + b"\r")
+
+    def exit_code(self) -> int:
+        while time.monotonic() < self.deadline:
+            with contextlib.suppress(OSError):
+                ready, _, _ = select.select([self.fd], [], [], 0.1)
+                if ready:
+                    self.output += os.read(self.fd, 4096)
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                os.close(self.fd)
+                return os.waitstatus_to_exitcode(status)
+        os.kill(self.pid, signal.SIGKILL)
+        os.waitpid(self.pid, 0)
+        os.close(self.fd)
+        raise AssertionError(f"feats web did not exit in time: {self.output!r}")
+
+
+def test_add_user_on_a_terminal_asks_twice_without_echo(tmp_path: Path) -> None:
+    path = tmp_path / "users.json"
+    terminal = Terminal("add-user", str(path), "alice", "--role", "editor")
+    terminal.expect("Password: ")
+    terminal.type(PASSWORD)
+    terminal.expect("Repeat for confirmation: ")
+    terminal.type("a different one")
+    terminal.expect("do not match")  # asked again, from the start
+    terminal.expect("Password: ")
+    terminal.type(PASSWORD)
+    terminal.expect("Repeat for confirmation: ")
+    terminal.type(PASSWORD)
+    terminal.expect("Added alice (editor)")
+    assert terminal.exit_code() == 0
+    assert PASSWORD.encode() not in terminal.output  # never echoed
+    assert b"a different one" not in terminal.output
+    assert terminal.output.count(b"Password: ") == 2
+    assert Users(path).check("alice", PASSWORD) == Principal("alice", "editor")
+    assert PASSWORD not in path.read_text()
+
+
+def test_add_user_on_a_terminal_refuses_a_short_password(tmp_path: Path) -> None:
+    path = tmp_path / "users.json"
+    terminal = Terminal("add-user", str(path), "bob", "--role", "viewer")
+    terminal.expect("Password: ")
+    terminal.type("short")
+    terminal.expect("Repeat for confirmation: ")
+    terminal.type("short")
+    terminal.expect("at least 8 characters")
+    assert terminal.exit_code() == 2
+    assert not path.exists()

@@ -103,3 +103,28 @@ async def test_server_sent_events_over_http(
     finally:
         server.should_exit = True
         await asyncio.wait_for(serve, 10)
+
+
+async def test_many_pages_at_once_beside_the_watch(
+    storage: feats.aio.RedisStorage, serving: Serving
+) -> None:
+    """No cap on concurrent page reads: they share the host's client with the blocked watch."""
+    app = feats.web.create_app(
+        storage, anonymous=feats.web.Principal("t", "viewer"), secret_key=SECRET
+    )
+    hub = app.state.feats.hub
+    paths = ["/", "/features/PaymentProcessor", "/features/PaymentProcessor/history", "/drift"]
+    async with (
+        hub.subscribe() as queue,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        ) as client,
+    ):
+        assert await hub.wait_ready(5.0)
+        async with asyncio.timeout(30):
+            pages = await asyncio.gather(*(client.get(paths[i % len(paths)]) for i in range(24)))
+        assert [page.status_code for page in pages] == [200] * 24
+        assert all("Redis is unavailable" not in page.text for page in pages)
+        version = serving.admin.route("PaymentProcessor", "premium", author="cli", reason="x")
+        event = await asyncio.wait_for(queue.get(), 10)
+        assert event["version"] == version

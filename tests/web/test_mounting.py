@@ -1,11 +1,19 @@
-"""Mounted under any prefix in FastAPI or Starlette (no lifespan), and behind WSGI (a2wsgi)."""
+"""Mounted under any prefix in FastAPI or Starlette (no lifespan), and behind WSGI (a2wsgi)
+in Flask and in Django."""
 
 from __future__ import annotations
 
+import json
 import re
+import select
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
+import pytest
 import redis.asyncio
 from a2wsgi import ASGIMiddleware
 from fastapi import FastAPI
@@ -109,3 +117,91 @@ def test_behind_flask_through_a2wsgi(
     )
     assert applied.status_code == 303
     assert [(c.author, c.reason) for c in serving.history()] == [("alice", "through WSGI")]
+
+
+ROOT = Path(__file__).resolve().parents[2]
+SITE_SECONDS = 60.0
+
+
+@pytest.fixture
+def django_site(redis_url: str, namespace: str, tmp_path: Path) -> Iterator[str]:
+    """tests/web/_django_site.py in its own process (Django's settings are global): its URL."""
+    site = subprocess.Popen(
+        [sys.executable, "-m", "tests.web._django_site", redis_url, namespace, str(tmp_path)],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert site.stdout is not None
+        ready, _, _ = select.select([site.stdout], [], [], SITE_SECONDS)
+        assert ready, f"the Django site did not start within {SITE_SECONDS}s"
+        line = site.stdout.readline()
+        assert line, f"the Django site exited with {site.wait(timeout=10)}"
+        yield f"http://127.0.0.1:{json.loads(line)['port']}"
+    finally:
+        assert site.stdin is not None
+        site.stdin.close()
+        try:
+            site.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            site.kill()
+            site.wait()
+
+
+def _django_sign_in(client: httpx.Client, name: str) -> None:
+    response = client.post("/login/", data={"username": name, "password": PASSWORD})
+    assert response.status_code == 302, response.text
+    assert "sessionid" in client.cookies
+
+
+def _csrf(page: httpx.Response) -> str:
+    found = CSRF.search(page.text)
+    assert found is not None, "no CSRF token"
+    return found.group(1)
+
+
+CANADA = {
+    "kind": "route",
+    "where.Country": "CA",
+    "implementation": "premium",
+    "expected_version": "",
+    "reason": "through Django",
+}
+
+
+def test_behind_django_through_a2wsgi(django_site: str, serving: Serving) -> None:
+    """The README's mysite/wsgi.py: Django's users and sessions decide who may do what."""
+    with httpx.Client(base_url=django_site, timeout=10) as client:
+        assert client.get("/").text == "the shop"
+        page = client.get("/feats/", headers={"accept": "text/html"})
+        assert page.status_code == 303 and page.headers["location"] == "/login/"
+        assert client.get("/feats/").status_code == 401
+        # Signed in to Django, but not staff: still not let in.
+        _django_sign_in(client, "mallory")
+        assert client.get("/feats/", headers={"accept": "text/html"}).status_code == 303
+
+    with httpx.Client(base_url=django_site, timeout=10) as viewer:
+        _django_sign_in(viewer, "victor")
+        page = viewer.get("/feats/features/PaymentProcessor")
+        assert page.status_code == 200 and "2% + $0.30 / Transaction" in page.text
+        assert 'class="role role-viewer">viewer<' in page.text
+        assert 'href="/feats/features/PaymentProcessor/history"' in page.text
+        denied = viewer.post(
+            "/feats/features/PaymentProcessor/apply", data={"csrf": _csrf(page), **CANADA}
+        )
+        assert denied.status_code == 403 and serving.history() == []
+
+    with httpx.Client(base_url=django_site, timeout=10) as editor:
+        _django_sign_in(editor, "alice")
+        page = editor.get("/feats/features/PaymentProcessor")
+        assert 'class="role role-editor">editor<' in page.text
+        without_token = editor.post("/feats/features/PaymentProcessor/apply", data=CANADA)
+        assert without_token.status_code == 403 and serving.history() == []
+        applied = editor.post(
+            "/feats/features/PaymentProcessor/apply", data={"csrf": _csrf(page), **CANADA}
+        )
+        assert applied.status_code == 303
+        assert applied.headers["location"] == "/feats/features/PaymentProcessor"
+    assert [(c.author, c.reason) for c in serving.history()] == [("alice", "through Django")]

@@ -26,7 +26,8 @@ def test_overview_lists_every_feature_with_its_configuration(
     assert "Country=CA → premium" in row and "everyone else → the default (acme)" in row
     assert "<b>ops</b>" in row and "Acme fails" in row
     assert serving.history()[-1].version in row
-    assert "1 deploy, seen" in row
+    assert "● live: 1 deploy, heartbeat just now" in row
+    assert "Live: an App that declares it sent a heartbeat within the last 3 minutes" in page.text
     assert "boolean" in page.text.split('id="feature-ImageProcessing"')[1].split("</tr>")[0]
 
 
@@ -99,6 +100,7 @@ def test_exposures_drift_and_catalog(viewer: TestClient, serving: Serving) -> No
     assert "ImageProcessing" in drift and "never configured" in drift
     catalog = viewer.get("/catalog").text
     assert "PaymentProcessor" in catalog and "UserDevice" in catalog
+    assert "● live" in catalog and 'id="live-meaning"' in catalog
 
 
 def test_unknown_feature_and_page_are_404(viewer: TestClient, serving: Serving) -> None:
@@ -108,7 +110,7 @@ def test_unknown_feature_and_page_are_404(viewer: TestClient, serving: Serving) 
 
 
 def test_state_json_for_polling_pages(viewer: TestClient, serving: Serving) -> None:
-    assert viewer.get("/state.json").json() == {"version": ""}
+    assert viewer.get("/state.json").json() == {"version": "0-0"}  # Admin.head(): none yet
     version = serving.admin.route("PaymentProcessor", "premium", author="ops", reason="x")
     assert viewer.get("/state.json").json() == {"version": version}
     assert viewer.get("/state.json", params={"feature": "PaymentProcessor"}).json() == {

@@ -152,10 +152,20 @@
         .catch(function () {});
     }, 200);
 
+    // The weights are written in the order they are filled in ("aperture 5%, acme 95%", as
+    // one types it for the CLI); a rule being edited comes with its own order already here.
+    var order = document.getElementById("weight-order");
+    function filledIn(number) {
+      if (!order) return;
+      var name = number.name.slice("weight.".length);
+      var names = order.value ? order.value.split(",") : [];
+      if (names.indexOf(name) < 0) { names.push(name); order.value = names.join(","); }
+    }
+
     form.querySelectorAll("input[type=range]").forEach(function (slider) {
       var number = document.getElementById(slider.getAttribute("data-for"));
-      slider.addEventListener("input", function () { number.value = slider.value; updateTotal(); askPlan(); });
-      number.addEventListener("input", function () { slider.value = number.value; updateTotal(); });
+      slider.addEventListener("input", function () { number.value = slider.value; filledIn(number); updateTotal(); askPlan(); });
+      number.addEventListener("input", function () { slider.value = number.value; filledIn(number); updateTotal(); });
     });
     form.addEventListener("input", askPlan);
     form.addEventListener("change", askPlan);
