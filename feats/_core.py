@@ -16,7 +16,7 @@ from ._errors import CodecError
 from ._exposures import ExposureBuffer
 from ._layout import MAX_EPOCH_BYTES, OVERSIZED
 from ._snapshot import CompiledFeature, Evaluation
-from ._state import Experiment, FeatureState, state_issues
+from ._state import FeatureState, state_issues
 from ._stored import (
     ZERO_VERSION,
     Loaded,
@@ -356,12 +356,12 @@ class AppCore:
     def record_exposure(self, evaluation: Evaluation) -> None:
         """Record the exposure an evaluation stands for, if an experiment decided it."""
         selector = evaluation.selector
-        if isinstance(selector, Experiment) and selector.segment in evaluation.segment_values:
+        if selector is None or not selector.records_exposures:
+            return
+        unit = evaluation.segment_values.get(selector.reads() or "")
+        if unit is not None:
             self.exposures.add(
-                evaluation.feature,
-                evaluation.implementation,
-                evaluation.segment_values[selector.segment],
-                evaluation.version,
+                evaluation.feature, evaluation.implementation, unit, evaluation.version
             )
 
     def recompile(self) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from ._bucketing import BUCKETS
 from ._selectors import rule_label
-from ._state import Experiment, FeatureState, Rollout, Selector, Static
+from ._state import FeatureState, Selector
 
 __all__ = ["DiffLine", "describe_selector", "diff_states", "moves", "rule_label"]
 
@@ -24,25 +24,17 @@ def _percent(fraction: float) -> str:
     return f"{value:g}%"
 
 
-def _owner_ranges(selector: Selector) -> list[tuple[str, int, int]]:
-    if isinstance(selector, Static):
-        return [(selector.implementation, 0, BUCKETS)]
-    return list(selector.ranges())
-
-
 def moves(before: Selector, after: Selector) -> dict[tuple[str, str], float] | None:
     """The share of a rule's users that change implementation, per ``(from, to)``.
 
     Exact when both sides hash the same way (same salt), or when one side is static;
     ``None`` when a new salt or segment reassigns everyone independently.
     """
-    splits = [s for s in (before, after) if isinstance(s, Rollout | Experiment)]
-    if len(splits) == 2:
-        first, second = splits
-        if first.segment != second.segment or first.salt != second.salt or first.salt is None:
-            return None
+    first, second = before.hashing(), after.hashing()
+    if first is not None and second is not None and (first != second or first[1] is None):
+        return None
     flows: dict[tuple[str, str], float] = {}
-    old, new = _owner_ranges(before), _owner_ranges(after)
+    old, new = before.ranges(), after.ranges()
     i = j = 0
     while i < len(old) and j < len(new):
         name_a, start_a, end_a = old[i]
@@ -88,7 +80,7 @@ class DiffLine:
 
 
 def _moves_note(before: Selector, after: Selector) -> str | None:
-    if not isinstance(before, Rollout | Experiment) and not isinstance(after, Rollout | Experiment):
+    if before.hashing() is None and after.hashing() is None:
         return None
     flows = moves(before, after)
     if flows is None:

@@ -167,6 +167,17 @@ class Static:
         """The answer for every user this rule matches, when it needs no segment."""
         return self.implementation
 
+    def ranges(self) -> Allocation:
+        """Which implementation holds which buckets: all of them, here."""
+        return ((self.implementation, 0, BUCKETS),)
+
+    def hashing(self) -> tuple[str, int | None] | None:
+        """How users are hashed (segment, salt): two selectors hashing alike keep every user
+        in the same bucket; None for a selector that hashes nobody."""
+        return None
+
+    records_exposures: ClassVar[bool] = False
+
     def picker(
         self,
         feature: str,
@@ -273,6 +284,9 @@ class _Split:
 
     def ranges(self) -> Allocation:
         return self.allocation or allocate(self.weights)
+
+    def hashing(self) -> tuple[str, int | None] | None:
+        return (self.segment, self.salt)
 
     def resolved(self, feature: str, key: RuleKey, previous: Selector | None) -> Self:
         """This split with a salt and an allocation that moves few users from ``previous``.

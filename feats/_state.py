@@ -12,6 +12,7 @@ from typing import Any, TypeAlias
 from ._declarations import Registry
 from ._errors import ConfigurationError, NotFoundError
 from ._selectors import (
+    KINDS,
     MAX_NAME,
     Experiment,
     Rollout,
@@ -43,6 +44,7 @@ __all__ = [
 
 MAX_VALUE = 1_000
 """A segment value in a rule key is at most this long."""
+_SELECTOR_TYPES = tuple(KINDS.values())
 
 
 def _normalise_key(key: Any) -> RuleKey:
@@ -72,9 +74,11 @@ class FeatureState:
         object.__setattr__(self, "segments", tuple(segment_name(s) for s in segments))
         normalised: dict[RuleKey, Selector] = {}
         for key, selector in (rules or {}).items():
-            if not isinstance(selector, Static | Rollout | Experiment):
+            if not isinstance(selector, _SELECTOR_TYPES):
+                kinds = [kind.__name__ for kind in _SELECTOR_TYPES]
                 raise ConfigurationError(
-                    f"rule {key!r}: expected Static, Rollout or Experiment, got {selector!r}"
+                    f"rule {key!r}: expected {', '.join(kinds[:-1])} or {kinds[-1]}, "
+                    f"got {selector!r}"
                 )
             normalised[_normalise_key(key)] = selector
         object.__setattr__(self, "rules", MappingProxyType(normalised))
@@ -130,9 +134,10 @@ class FeatureState:
         fallthrough = self.fallthrough
         return FeatureState(segments, {} if fallthrough is None else {None: fallthrough})
 
-    def splits(self) -> Iterator[tuple[RuleKey, Rollout | Experiment]]:
+    def splits(self) -> Iterator[tuple[RuleKey, Selector]]:
+        """The rules whose selector hashes users (rollouts, experiments)."""
         for key, selector in self.rules.items():
-            if isinstance(selector, Rollout | Experiment):
+            if selector.hashing() is not None:
                 yield key, selector
 
 

@@ -19,7 +19,7 @@ from .._declarations import FeatureDeclaration, Registry
 from .._diff import DiffLine, describe_selector, rule_label
 from .._exposures import ExposureReport
 from .._snapshot import Evaluation
-from .._state import Change, Experiment, FeatureState, Rollout
+from .._state import Change, FeatureState
 from .._verbs import HistoryEntry
 
 __all__ = [
@@ -206,13 +206,16 @@ def rules_table(feature: str, state: FeatureState | None, default: str | None) -
         return table
     for key, selector in state.rules.items():
         buckets = ""
-        if isinstance(selector, Rollout | Experiment) and selector.allocation:
-            held = shares(selector.allocation)
+        hashing = selector.hashing()
+        if hashing is not None:
+            held = shares(selector.ranges())
             buckets = ", ".join(
-                f"{name} {held[name] * 100:g}%" for name in selector.weights if name in held
+                f"{name} {held[name] * 100:g}%"
+                for name in selector.implementations()
+                if name in held
             )
-            if selector.salt is not None:
-                buckets += f" (salt {selector.salt:016x})"
+            if hashing[1] is not None:
+                buckets += f" (salt {hashing[1]:016x})"
         table.add_row(rule_label(state.segments, key), describe_selector(selector), buckets)
     if state.fallthrough is None:
         table.add_row("everyone else", f"{default or 'the default'} (default)", "")
@@ -307,8 +310,8 @@ def evaluation_text(evaluation: Evaluation) -> Text:
         text.append(" (the default)", style="dim")
     text.append(f"\n  why:     {evaluation.reason}")
     selector = evaluation.selector
-    if isinstance(selector, Rollout | Experiment) and selector.allocation:
-        ranges = ", ".join(f"{name} {start}-{end - 1}" for name, start, end in selector.allocation)
+    if selector is not None and selector.hashing() is not None:
+        ranges = ", ".join(f"{name} {start}-{end - 1}" for name, start, end in selector.ranges())
         text.append(f"\n  buckets: {ranges} (of {BUCKETS})")
     values = ", ".join(f"{name}={value}" for name, value in evaluation.segment_values.items())
     text.append(f"\n  values:  {values or '(none)'}")

@@ -26,7 +26,7 @@ from opentelemetry._logs import Logger, LoggerProvider, LogRecord, get_logger
 from opentelemetry.util.types import AnyValue
 
 import feats
-from feats import Evaluation, Static
+from feats import Evaluation
 
 if TYPE_CHECKING:
     from openfeature.hook import Hook
@@ -94,7 +94,7 @@ def evaluation_attributes(
         attributes[REASON] = "stale"
     elif evaluation.selector is None:
         attributes[REASON] = "default"
-    elif isinstance(evaluation.selector, Static):
+    elif evaluation.selector.hashing() is None:
         attributes[REASON] = "static" if evaluation.rule is None else "targeting_match"
     else:
         attributes[REASON] = "split"

@@ -29,7 +29,6 @@ from feats import (
     FeatureDeclaration,
     Implementation,
     NotFoundError,
-    Static,
     Status,
 )
 
@@ -82,7 +81,7 @@ def _reason(evaluation: Evaluation) -> Reason:
     selector = evaluation.selector
     if selector is None:
         return Reason.DEFAULT
-    if isinstance(selector, Static):
+    if selector.hashing() is None:
         return Reason.STATIC if evaluation.rule is None else Reason.TARGETING_MATCH
     return Reason.SPLIT
 
