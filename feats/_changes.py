@@ -7,11 +7,10 @@ import time
 from typing import TypeAlias
 
 from ._codec import Record, decode_record, encode_record
-from ._declarations import Registry
 from ._errors import CodecError, NotFoundError
 from ._handles import FeatureHandleBase
 from ._layout import UNREADABLE
-from ._state import Change, FeatureState, resolve_state, validate_state
+from ._state import Change, FeatureState
 from ._stored import version_position
 
 __all__ = [
@@ -22,7 +21,7 @@ __all__ = [
     "feature_name",
     "find_change",
     "history_changes",
-    "plan_write",
+    "new_record",
     "write_expectation",
 ]
 
@@ -60,23 +59,10 @@ def default_author() -> str:
         return "unknown"
 
 
-def plan_write(
-    registry: Registry,
-    feature: str,
-    state: FeatureState | None,
-    previous: Record | None,
-    *,
-    author: str,
-    reason: str,
-    validate: bool = True,
+def new_record(
+    feature: str, state: FeatureState | None, *, author: str, reason: str
 ) -> tuple[Record, str]:
-    """Validate ``state``, give its splits salts and minimal-move allocations, encode it."""
-    if state is not None:
-        if not isinstance(state, FeatureState):
-            raise TypeError(f"expected a FeatureState or None, got {state!r}")
-        if validate:
-            validate_state(feature, state, registry)
-        state = resolve_state(feature, state, None if previous is None else previous.state)
+    """The record a write stores for a planned (validated and resolved) ``state``, encoded."""
     record = Record(feature, state, author, reason, time.time())
     return record, encode_record(record)
 

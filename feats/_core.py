@@ -605,6 +605,12 @@ class AppCore:
                     )
                     self.head = entry.id
                     continue
+                held = self.served.get(feature)
+                if held is not None and version_position(entry.id) <= version_position(
+                    held.version
+                ):
+                    self.head = entry.id  # this process's own write coming back: not decoded
+                    continue
                 record = self._decode(where, raw, feature)
                 if record is not None and self._take(feature, entry.id, raw, record, where):
                     changed.append(feature)
@@ -630,6 +636,25 @@ class AppCore:
             self.served[feature] = Served(version, raw, record, checked=True)
             self.diverged.discard(feature)
             return True
+
+    def held(self, feature: str) -> tuple[str | None, Record | None] | None:
+        """The version and record this App holds for ``feature`` as the store had them
+        ((None, None): none), which a write may plan on; None unless live, or when what it
+        holds is not what the store has (unreadable, or kept over a newer one it refused)."""
+        if self.state != "live":
+            return None
+        served = self.served.get(feature)
+        if served is None:
+            return None, None
+        record = served.record
+        if record is None:
+            if served.checked:
+                return None
+            try:
+                record = decode_record(served.raw)
+            except CodecError:
+                return None
+        return served.version, record
 
     def apply_write(self, feature: str, version: str, record: Record, raw: str) -> None:
         """Our own acknowledged write: visible at once, before the tail brings it back."""

@@ -26,13 +26,13 @@ from .._changes import (
     feature_name,
     find_change,
     history_changes,
-    plan_write,
+    new_record,
     write_expectation,
 )
 from .._codec import Record
 from .._declarations import Registry
 from .._diff import DiffLine, diff_states
-from .._errors import ConflictError
+from .._errors import ConflictError, FeatsError
 from .._exposures import EXPOSURE_PAGE, ExposureCounter, ExposureReport, exposures_start
 from .._snapshot import Evaluation, explain_values
 from .._state import Change, FeatureState
@@ -61,10 +61,15 @@ from .._verbs import (
 )
 from ._storage import Storage
 
-__all__ = ["Admin", "Applied"]
+__all__ = ["Admin", "Applied", "Known"]
 
 Applied = Callable[[str, str, Record, str], None]
 """``applied(feature, version, record, text)``: an App's hook, told of each write it made."""
+
+Known = Callable[[str], "tuple[str | None, Record | None] | None"]
+"""``known(feature)``: the version and record an App holds for ``feature`` as the store had
+them ((None, None): never configured), or None when it cannot say. A write may plan on it
+instead of reading first: its compare-and-set finds out if the store has moved on."""
 
 
 class Admin:
@@ -75,13 +80,20 @@ class Admin:
     """
 
     def __init__(
-        self, storage: Storage, registry: Registry, *, applied: Applied | None = None
+        self,
+        storage: Storage,
+        registry: Registry,
+        *,
+        applied: Applied | None = None,
+        known: Known | None = None,
     ) -> None:
         """``registry``: the declarations changes are validated against first (the App's
-        own); ``applied``: told of every write, so the App serves it at once."""
+        own); ``applied``: told of every write, so the App serves it at once; ``known``:
+        what the App holds, which a change plans on to save the read before its write."""
         self._storage = storage
         self._registry = registry
         self._applied = applied
+        self._known = known
 
     # -- reading -----------------------------------------------------------------------
 
@@ -216,8 +228,14 @@ class Admin:
 
     # -- changing ----------------------------------------------------------------------
 
-    async def _plan(self, name: str, edit: Edit) -> tuple[Plan, Record | None]:
-        version, previous = decode_current(await self._storage.current(name), overwriting=True)
+    async def _plan(
+        self, name: str, edit: Edit, *, held: tuple[str | None, Record | None] | None = None
+    ) -> Plan:
+        """The plan of ``edit`` on the stored version and record, read from storage unless
+        ``held`` (what the App holds) stands in for them."""
+        if held is None:
+            held = decode_current(await self._storage.current(name), overwriting=True)
+        version, previous = held
         own = self._registry
         registry: Registry | None = own
         if name not in own.features:
@@ -225,11 +243,27 @@ class Admin:
                 name, edit, own, await self.catalog(), configured=version is not None
             )
         state = None if previous is None else previous.state
-        return make_plan(name, edit, version, state, registry), previous
+        return make_plan(name, edit, version, state, registry)
+
+    async def _plan_on_held(
+        self, name: str, edit: Edit, expected_version: str | None
+    ) -> Plan | None:
+        """A plan on what the App holds, when it has something to say and the plan is one
+        a compare-and-set checks: a write. None: plan on what storage holds."""
+        held = None if self._known is None else self._known(name)
+        if held is None:
+            return None
+        try:
+            plan = await self._plan(name, edit, held=held)
+        except FeatsError:
+            return None  # perhaps only because the App is behind: storage has the last word
+        behind = expected_version is not None and expected_version != (plan.version or "")
+        # Nothing to change, as far as the App knows: only storage can say so.
+        return None if behind or not plan.changed else plan
 
     async def preview(self, feature: Any, edit: Edit) -> Plan:
         """What ``edit`` would change, validated, without writing anything."""
-        return (await self._plan(feature_name(feature), edit))[0]
+        return await self._plan(feature_name(feature), edit)
 
     async def change(
         self,
@@ -247,25 +281,20 @@ class Admin:
         """
         name = feature_name(feature)
         written = ""
+        planned = await self._plan_on_held(name, edit, expected_version)
         for _ in range(MAX_WRITE_ATTEMPTS):
-            plan, previous = await self._plan(name, edit)
+            on_held = planned is not None
+            plan = planned or await self._plan(name, edit)
+            planned = None
             if expected_version is not None and expected_version != (plan.version or ""):
                 raise ConflictError(name, expected_version, plan.version)
-            record, encoded = plan_write(
-                self._registry,
-                name,
-                plan.after,
-                previous,
-                author=author,
-                reason=reason,
-                validate=False,
-            )
+            record, encoded = new_record(name, plan.after, author=author, reason=reason)
             ok, written = await self._storage.write(name, encoded, write_expectation(plan.version))
             if ok:
                 if self._applied is not None:
                     self._applied(name, written, record, encoded)
                 return written
-            if expected_version is not None:
+            if expected_version is not None and not on_held:
                 raise ConflictError(name, expected_version, written or None)
         raise ConflictError(name, None, written or None)
 

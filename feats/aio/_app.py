@@ -99,7 +99,9 @@ class App(AppBase[Feature, Boolean]):
             freeze_gc=freeze_gc,
         )
         self.storage: Storage = storage if storage is not None else MemoryStorage()
-        self.admin = Admin(self.storage, self.registry, applied=self._core.apply_write)
+        self.admin = Admin(
+            self.storage, self.registry, applied=self._core.apply_write, known=self._core.held
+        )
         self._waiters: list[tuple[str, asyncio.Future[None]]] = []
         self._waiters_lock = threading.Lock()
         self._forked = False
