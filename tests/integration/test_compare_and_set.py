@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from typing import Any
 
 import pytest
 import redis
@@ -11,6 +12,7 @@ import redis.asyncio
 
 import feats
 import feats.aio
+from feats._changes import decode_current
 from feats._codec import Record, encode_record
 
 from ._shop import canada_premium, declare
@@ -113,3 +115,83 @@ def test_twenty_sync_writer_threads(redis_url: str, namespace: str) -> None:
 
 def _record(index: int) -> str:
     return encode_record(Record("Feature", None, f"writer-{index}", "race", 0.0))
+
+
+def _static(shop: Any, implementation: str) -> feats.FeatureState:
+    return feats.FeatureState(rules={None: feats.Static(implementation)})
+
+
+def test_a_started_app_writes_in_one_round_trip(
+    sync_redis: redis.Redis, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = feats.App(storage=feats.RedisStorage(sync_redis, namespace))
+    shop = declare(app)
+    app.start()
+    try:
+        first = app.admin.set_state(
+            shop.PaymentProcessor, _static(shop, "premium"), author="t", reason=""
+        )
+        app.wait_for_version(first, timeout=10)
+        reads: list[str] = []
+        original = app.storage.current
+
+        def counted(name: str) -> tuple[str, str | bytes] | None:
+            reads.append(name)
+            return original(name)
+
+        monkeypatch.setattr(app.storage, "current", counted)
+        second = app.admin.set_state(
+            shop.PaymentProcessor, _static(shop, "acme"), author="t", reason=""
+        )
+        assert reads == []  # planned on what the App holds: the write script alone
+        assert [c.version for c in app.admin.history(shop.PaymentProcessor)] == [first, second]
+    finally:
+        app.close()
+
+
+def test_a_write_planned_on_a_stale_snapshot_reads_and_loses_nothing(
+    sync_redis: redis.Redis, namespace: str
+) -> None:
+    app = feats.App(storage=feats.RedisStorage(sync_redis, namespace))
+    shop = declare(app)
+    first = app.admin.set_state(
+        shop.PaymentProcessor, _static(shop, "premium"), author="t", reason=""
+    )
+    stale = decode_current(app.storage.current(shop.PaymentProcessor.name))
+    # Meanwhile another process wrote: the version an App would still hold is behind.
+    other = feats.App(storage=feats.RedisStorage(sync_redis, namespace))
+    declare(other)
+    second = other.admin.set_state(
+        shop.PaymentProcessor, _static(shop, "acme"), author="other", reason=""
+    )
+    behind = feats.Admin(app.storage, app.registry, known=lambda name: stale)
+
+    # The store's current version is what expected_version is checked against, not the
+    # stale one: no false conflict.
+    third = behind.set_state(
+        shop.PaymentProcessor,
+        _static(shop, "aperture"),
+        author="t",
+        reason="",
+        expected_version=second,
+    )
+    history = app.admin.history(shop.PaymentProcessor)
+    assert [c.version for c in history] == [first, second, third]
+    assert history[-1].state == _static(shop, "aperture")
+
+    # The stale snapshot says premium already answers; the store says aperture: it writes.
+    fourth = behind.set_state(
+        shop.PaymentProcessor, _static(shop, "premium"), author="t", reason=""
+    )
+    assert fourth not in (first, second, third)
+    assert app.admin.get_state(shop.PaymentProcessor) == _static(shop, "premium")
+
+    # A change on the stale snapshot: its compare-and-set fails, the retry reads, writes.
+    fifth = behind.set_state(shop.PaymentProcessor, _static(shop, "acme"), author="t", reason="")
+    history = app.admin.history(shop.PaymentProcessor)
+    assert [c.version for c in history] == [first, second, third, fourth, fifth]
+    assert history[-1].state == _static(shop, "acme")
+
+    # A conflict is still one: the store is not at the version expected.
+    with pytest.raises(feats.ConflictError):
+        behind.set_state(shop.PaymentProcessor, None, author="t", reason="", expected_version=first)
