@@ -12,6 +12,7 @@ from ._changes import FeatureRef, feature_name
 from ._core import AppCore, EvaluationListener, Listener, Status, StatusListener
 from ._declarations import (
     FeatureDeclaration,
+    FunctionT,
     Registry,
     declare_boolean,
     declare_feature,
@@ -19,7 +20,7 @@ from ._declarations import (
     mark_default,
 )
 from ._errors import NotFoundError
-from ._handles import FeatureHandleBase, SegmentHandle
+from ._handles import FeatureHandle, FeatureHandleBase, SegmentHandle, Ts
 from ._snapshot import Evaluation
 from ._tail import Follower, FollowerStorage
 
@@ -35,8 +36,8 @@ class AppBase(Generic[FeatureT, BooleanT]):
     """Declarations and the snapshot; subclasses add I/O and the handle types."""
 
     _allow_async: ClassVar[bool] = False
-    _feature_handle: ClassVar[type]
-    _boolean_handle: ClassVar[type]
+    _feature_handle: ClassVar[type[FeatureHandle]]
+    _boolean_handle: ClassVar[type[FeatureHandle]]
 
     def __init__(
         self,
@@ -91,17 +92,27 @@ class AppBase(Generic[FeatureT, BooleanT]):
         )
 
     def feature(self, cls: type) -> FeatureT:
-        """Declare a feature: a class whose public methods are its implementations."""
+        """Declare a feature: a class whose public methods are its implementations.
+
+        Type checkers do not apply class decorators to the class (python/mypy#3135): for a
+        typed ``create``, subclass ``FeatureClass[[Inputs], Result]`` with ``app=`` instead.
+        """
         declaration = declare_feature(cls, allow_async=self._allow_async)
         return cast(FeatureT, self._declared(declaration, self._feature_handle))
 
-    def boolean(self, function: Callable[..., Any]) -> BooleanT:
-        """Declare an on/off feature: the function's result is the ``default`` implementation."""
+    def boolean(self, function: Callable[[*Ts], bool]) -> BooleanT:
+        """Declare an on/off feature: the function's result is the ``default`` implementation.
+
+        The shells type the handle by the function's inputs (``Boolean[User]``).
+        """
+        return cast(BooleanT, self._declare_boolean(function))
+
+    def _declare_boolean(self, function: Callable[..., Any]) -> Any:
         declaration = declare_boolean(function, allow_async=self._allow_async)
-        return cast(BooleanT, self._declared(declaration, self._boolean_handle))
+        return self._declared(declaration, self._boolean_handle)
 
     @staticmethod
-    def default(function: Callable[..., Any]) -> Callable[..., Any]:
+    def default(function: FunctionT) -> FunctionT:
         """Mark the implementation that answers when no configuration says otherwise."""
         return mark_default(function)
 
@@ -112,7 +123,7 @@ class AppBase(Generic[FeatureT, BooleanT]):
         self._core.declared_segment()
         return SegmentHandle(declaration)
 
-    def _declared(self, declaration: FeatureDeclaration, handle: type) -> Any:
+    def _declared(self, declaration: FeatureDeclaration, handle: type[FeatureHandle]) -> Any:
         self.registry.add_feature(declaration)
         self._core.declared_feature(declaration.name)
         return handle(self._core, declaration)
