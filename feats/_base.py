@@ -4,7 +4,10 @@ feed, the catalog they publish and the background Follower, and every method wit
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar, Token
+from types import TracebackType
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from ._catalog import CatalogPublisher
@@ -21,15 +24,98 @@ from ._declarations import (
 )
 from ._errors import NotFoundError
 from ._handles import FeatureHandle, FeatureHandleBase, SegmentHandle, Ts
-from ._snapshot import Evaluation
+from ._snapshot import CompiledFeature, Evaluation
 from ._tail import Follower, FollowerStorage
 
-__all__ = ["AppBase"]
+__all__ = ["AppBase", "Snapshot"]
 
 logger = logging.getLogger("feats")
 
 FeatureT = TypeVar("FeatureT", bound=FeatureHandleBase)
 BooleanT = TypeVar("BooleanT", bound=FeatureHandleBase)
+
+_Pins = dict[AppCore, tuple[dict[str, CompiledFeature], int]]
+_pins: ContextVar[_Pins | None] = ContextVar("feats_snapshots", default=None)
+"""The snapshots held in this context (a request, a task): per App core, its compiled
+features as they were when the snapshot was taken, and the registry generation then."""
+
+
+class _SnapshotView:
+    """What an App's handles read instead of its core while a snapshot of it is held
+    somewhere: the pinned snapshot in contexts that hold one, the current one elsewhere.
+
+    Installed only while snapshots are held, so an App nobody pins reads its core directly
+    and its evaluations cost what they always did.
+    """
+
+    __slots__ = ("core",)
+
+    def __init__(self, core: AppCore) -> None:
+        self.core = core
+
+    @property
+    def compiled(self) -> dict[str, CompiledFeature]:
+        core = self.core
+        pins = _pins.get()
+        if pins is not None:
+            pinned = pins.get(core)
+            # A feature declared after the snapshot was taken is not in it: read afresh.
+            if pinned is not None and pinned[1] == core.registry.generation:
+                return pinned[0]
+        return core.compiled
+
+    @property
+    def registry(self) -> Registry:
+        return self.core.registry
+
+    @property
+    def stale(self) -> bool:
+        return self.core.stale
+
+    def record_exposure(self, evaluation: Evaluation) -> None:
+        self.core.record_exposure(evaluation)
+
+
+class Snapshot:
+    """``with app.snapshot():`` every evaluation of the App's features in this context
+    (this thread, this task and the tasks it starts) reads the configuration as it was on
+    entry, across awaits and concurrent changes. Re-entering it nests (the outer snapshot
+    holds); leaving it restores what was before. No I/O: usable in sync and async code."""
+
+    __slots__ = ("_app", "_token")
+
+    def __init__(self, app: AppBase[Any, Any]) -> None:
+        self._app = app
+        self._token: Token[_Pins | None] | None = None
+
+    def __enter__(self) -> Snapshot:
+        core = self._app._core
+        held = _pins.get()
+        if held is not None and core in held:
+            return self  # nested: the outer snapshot answers
+        pinned = (core.compiled, core.registry.generation)
+        self._token = _pins.set({**held, core: pinned} if held else {core: pinned})
+        self._app._pinning(+1)
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        token, self._token = self._token, None
+        if token is None:
+            return
+        try:
+            _pins.reset(token)
+        except ValueError:
+            # Left in another context than it was entered in (a framework's teardown
+            # hook): drop this App's pin there.
+            held = dict(_pins.get() or {})
+            held.pop(self._app._core, None)
+            _pins.set(held or None)
+        self._app._pinning(-1)
 
 
 class AppBase(Generic[FeatureT, BooleanT]):
@@ -60,6 +146,10 @@ class AppBase(Generic[FeatureT, BooleanT]):
         self._publisher = CatalogPublisher(self.registry)
         self._follower: Follower | None = None
         self._running = False
+        self._handles: list[FeatureHandle] = []
+        self._snapshot_view = _SnapshotView(self._core)
+        self._snapshots_held = 0
+        self._snapshots_lock = threading.Lock()
 
     def _follow(
         self, storage: FollowerStorage, *, advanced: Callable[[], None], loaded: Callable[[], None]
@@ -126,7 +216,35 @@ class AppBase(Generic[FeatureT, BooleanT]):
     def _declared(self, declaration: FeatureDeclaration, handle: type[FeatureHandle]) -> Any:
         self.registry.add_feature(declaration)
         self._core.declared_feature(declaration.name)
-        return handle(self._core, declaration)
+        with self._snapshots_lock:
+            created = handle(
+                self._snapshot_view if self._snapshots_held else self._core, declaration
+            )
+            self._handles.append(created)
+        return created
+
+    # -- one snapshot per request --------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        """``with app.snapshot():`` every evaluation inside reads one configuration, the
+        one current on entry, however long it lasts and whatever changes meanwhile: one
+        request answers consistently. Contexts without one read the current configuration.
+
+        While any context holds a snapshot, this App's evaluations read it through one
+        indirection (the benchmark says what it costs); an App nobody pins pays nothing.
+        """
+        return Snapshot(self)
+
+    def _pinning(self, delta: int) -> None:
+        """Count the snapshots held; the first one points every handle at the view, the
+        last one back at the core."""
+        with self._snapshots_lock:
+            before = self._snapshots_held
+            self._snapshots_held = before + delta
+            if (before == 0) != (self._snapshots_held == 0):
+                target = self._snapshot_view if self._snapshots_held else self._core
+                for handle in self._handles:
+                    handle._core = target
 
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener(version, features)`` whenever the snapshot changes.
