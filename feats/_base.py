@@ -25,6 +25,7 @@ from ._declarations import (
 from ._errors import NotFoundError
 from ._handles import FeatureHandle, FeatureHandleBase, SegmentHandle, Ts
 from ._snapshot import CompiledFeature, Evaluation
+from ._state import FeatureState, resolve_state, validate_state
 from ._tail import Follower, FollowerStorage
 
 __all__ = ["AppBase", "Snapshot"]
@@ -245,6 +246,30 @@ class AppBase(Generic[FeatureT, BooleanT]):
                 target = self._snapshot_view if self._snapshots_held else self._core
                 for handle in self._handles:
                     handle._core = target
+
+    # -- overrides (feats.testing) -------------------------------------------------------
+
+    def override(self, feature: FeatureRef, state: FeatureState | None) -> FeatureState | None:
+        """Pin ``feature`` to ``state`` in this process only, ahead of storage (None: storage
+        answers again); returns the override it replaces. No I/O, no Redis needed.
+        ``explain()`` says "overridden in this process". For tests: see ``feats.testing``.
+
+        NotFoundError for an unknown feature, ConfigurationError for a state these
+        declarations cannot serve.
+        """
+        name = feature_name(feature)
+        if name not in self.registry.features:
+            raise NotFoundError(
+                f"unknown feature {name!r} (declared: {', '.join(self.registry.features)})"
+            )
+        if state is not None:
+            if not isinstance(state, FeatureState):
+                raise TypeError(f"expected a FeatureState or None, got {state!r}")
+            validate_state(name, state, self.registry)
+            state = resolve_state(name, state, None)
+        previous = self._core.overrides.get(name)
+        self._core.override(name, state)
+        return previous
 
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener(version, features)`` whenever the snapshot changes.
