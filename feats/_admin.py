@@ -22,6 +22,7 @@ from ._backup import (
 from ._catalog import Catalog, Drift, catalog_fields, encode_entry, find_drift, merge_registries
 from ._changes import (
     MAX_WRITE_ATTEMPTS,
+    FeatureRef,
     decode_current,
     feature_name,
     find_change,
@@ -84,24 +85,26 @@ class Admin:
 
     # -- reading -----------------------------------------------------------------------
 
-    def get_state(self, feature: Any) -> FeatureState | None:
+    def get_state(self, feature: FeatureRef) -> FeatureState | None:
         """The current stored state, read from storage (not the snapshot)."""
         record = decode_current(self._storage.current(feature_name(feature)))[1]
         return None if record is None else record.state
 
-    def get_version(self, feature: Any) -> str | None:
+    def get_version(self, feature: FeatureRef) -> str | None:
         return decode_current(self._storage.current(feature_name(feature)))[0]
 
-    def history(self, feature: Any) -> list[Change]:
+    def history(self, feature: FeatureRef) -> list[Change]:
         """Every stored version of ``feature``, oldest first."""
         name = feature_name(feature)
         return history_changes(self._storage.history(name))
 
-    def history_entries(self, feature: Any) -> list[HistoryEntry]:
+    def history_entries(self, feature: FeatureRef) -> list[HistoryEntry]:
         """The history, oldest first, each change with its diff from the one before."""
         return history_entries(self.history(feature))
 
-    def diff(self, feature: Any, before: str | None, after: str | None = None) -> list[DiffLine]:
+    def diff(
+        self, feature: FeatureRef, before: str | None, after: str | None = None
+    ) -> list[DiffLine]:
         """What changed between two versions (None or "": unconfigured; after=None: now)."""
         name = feature_name(feature)
         changes = self.history(name)
@@ -133,7 +136,7 @@ class Admin:
         configured = {name: change.state for name, change in (self.configurations()).items()}
         return find_drift(registry, configured)
 
-    def explain(self, feature: Any, values: Mapping[str, str]) -> Evaluation:
+    def explain(self, feature: FeatureRef, values: Mapping[str, str]) -> Evaluation:
         """Which implementation users with these segment values get, and why."""
         name = feature_name(feature)
         version, record = decode_current(self._storage.current(name))
@@ -149,7 +152,7 @@ class Admin:
         )
 
     def exposures(
-        self, feature: Any, *, by_value: bool = False, since: str | None = None
+        self, feature: FeatureRef, *, by_value: bool = False, since: str | None = None
     ) -> ExposureReport:
         """Exposure counts of an experiment, read page by page in bounded memory."""
         counter = ExposureCounter(feature_name(feature), by_value=by_value, since=since)
@@ -217,13 +220,13 @@ class Admin:
         state = None if previous is None else previous.state
         return make_plan(name, edit, version, state, registry), previous
 
-    def preview(self, feature: Any, edit: Edit) -> Plan:
+    def preview(self, feature: FeatureRef, edit: Edit) -> Plan:
         """What ``edit`` would change, validated, without writing anything."""
         return (self._plan(feature_name(feature), edit))[0]
 
     def change(
         self,
-        feature: Any,
+        feature: FeatureRef,
         edit: Edit,
         *,
         author: str,
@@ -261,7 +264,7 @@ class Admin:
 
     def set_state(
         self,
-        feature: Any,
+        feature: FeatureRef,
         state: FeatureState | None,
         *,
         author: str,
@@ -281,7 +284,7 @@ class Admin:
 
     def rollback(
         self,
-        feature: Any,
+        feature: FeatureRef,
         version: str,
         *,
         author: str,
@@ -301,7 +304,7 @@ class Admin:
 
     def route(
         self,
-        feature: Any,
+        feature: FeatureRef,
         implementation: str,
         *,
         where: Mapping[Any, str] | None = None,
@@ -318,7 +321,7 @@ class Admin:
 
     def set_fallthrough(
         self,
-        feature: Any,
+        feature: FeatureRef,
         implementation: str,
         *,
         author: str,
@@ -336,7 +339,7 @@ class Admin:
 
     def rollout(
         self,
-        feature: Any,
+        feature: FeatureRef,
         segment: Any,
         weights: Mapping[str, float],
         *,
@@ -354,7 +357,7 @@ class Admin:
 
     def start_experiment(
         self,
-        feature: Any,
+        feature: FeatureRef,
         segment: Any,
         weights: Mapping[str, float],
         *,
@@ -372,7 +375,7 @@ class Admin:
 
     def stop_experiment(
         self,
-        feature: Any,
+        feature: FeatureRef,
         *,
         where: Mapping[Any, str] | None = None,
         winner: str | None = None,
@@ -388,7 +391,7 @@ class Admin:
 
     def remove_rule(
         self,
-        feature: Any,
+        feature: FeatureRef,
         *,
         where: Mapping[Any, str] | None = None,
         author: str,
@@ -406,7 +409,7 @@ class Admin:
 
     def reset(
         self,
-        feature: Any,
+        feature: FeatureRef,
         *,
         author: str,
         reason: str,
