@@ -28,12 +28,15 @@ from ._snapshot import CompiledFeature, Evaluation
 from ._state import FeatureState, resolve_state, validate_state
 from ._tail import Follower, FollowerStorage
 
-__all__ = ["AppBase", "Snapshot"]
+__all__ = ["AppBase", "ExposureListener", "Snapshot"]
 
 logger = logging.getLogger("feats")
 
 FeatureT = TypeVar("FeatureT", bound=FeatureHandleBase)
 BooleanT = TypeVar("BooleanT", bound=FeatureHandleBase)
+
+ExposureListener = Callable[[str, str, str, "str | None"], None]
+"""``listener(feature, implementation, unit, version)``: an experiment exposure was recorded."""
 
 _Pins = dict[AppCore, tuple[dict[str, CompiledFeature], int]]
 _pins: ContextVar[_Pins | None] = ContextVar("feats_snapshots", default=None)
@@ -151,6 +154,7 @@ class AppBase(Generic[FeatureT, BooleanT]):
         self._snapshot_view = _SnapshotView(self._core)
         self._snapshots_held = 0
         self._snapshots_lock = threading.Lock()
+        self._exposure_listeners: list[ExposureListener] = []
 
     def _follow(
         self, storage: FollowerStorage, *, advanced: Callable[[], None], loaded: Callable[[], None]
@@ -301,6 +305,43 @@ class AppBase(Generic[FeatureT, BooleanT]):
 
     def remove_evaluation_listener(self, listener: EvaluationListener) -> None:
         self._core.observe(listener, add=False)
+
+    def add_exposure_listener(self, listener: ExposureListener) -> None:
+        """Call ``listener(feature, implementation, unit, version)`` for every experiment
+        exposure this App records, in the recording thread, before it is buffered for
+        storage (``feats.testing``'s exposures fixture). Opt-in: with none registered,
+        recording costs what it always did."""
+        with self._core.lock:
+            self._exposure_listeners.append(listener)
+            if len(self._exposure_listeners) == 1:
+                self._tap_exposures(True)
+
+    def remove_exposure_listener(self, listener: ExposureListener) -> None:
+        with self._core.lock:
+            self._exposure_listeners.remove(listener)
+            if not self._exposure_listeners:
+                self._tap_exposures(False)
+
+    def _tap_exposures(self, tapped: bool) -> None:
+        """Shadow (or stop shadowing) the exposure buffer's ``add`` with one that also tells
+        the listeners; the features are recompiled, as they hold the ``add`` they record with."""
+        buffer = self._core.exposures
+        if tapped:
+            record = type(buffer).add.__get__(buffer)
+            listeners = self._exposure_listeners
+
+            def add(feature: str, implementation: str, unit: str, version: str | None) -> None:
+                record(feature, implementation, unit, version)
+                for listener in list(listeners):
+                    try:
+                        listener(feature, implementation, unit, version)
+                    except Exception:
+                        logger.exception("feats: an exposure listener raised")
+
+            vars(buffer)["add"] = add
+        else:
+            vars(buffer).pop("add", None)
+        self._core.recompile()
 
     def explain_values(self, feature: FeatureRef, values: Mapping[str, str]) -> Evaluation:
         """Which implementation users with these segment values get from this App's
