@@ -271,8 +271,17 @@ class AppBase(Generic[FeatureT, BooleanT]):
                 raise TypeError(f"expected a FeatureState or None, got {state!r}")
             validate_state(name, state, self.registry)
             state = resolve_state(name, state, None)
-        previous = self._core.overrides.get(name)
-        self._core.override(name, state)
+        core = self._core
+        previous = core.overrides.get(name)
+        with core.lock:
+            # The override answers whether or not the App was started: compile it without
+            # the never-started note, which would replace "overridden in this process" and
+            # warn that the default answers.
+            started, core.started = core.started, core.started or state is not None
+            try:
+                core.override(name, state)
+            finally:
+                core.started = started
         return previous
 
     def add_listener(self, listener: Listener) -> None:
