@@ -1,0 +1,1 @@
+"""Glue between feats and the frameworks and tools around it; each module is an extra."""
