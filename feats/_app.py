@@ -199,7 +199,7 @@ class FeatureClass(FeatureClassBase[P, R]):
                 f"it (app=), got {app!r}"
             )
         cls._reserved_names()
-        cls._declare_on(app.feature(cls))
+        cls._declare_on(app._declare_feature(cls, cls._check_declaration))
 
     @classmethod
     def create(cls, *args: P.args, **kwargs: P.kwargs) -> R:

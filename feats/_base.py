@@ -192,8 +192,17 @@ class AppBase(Generic[FeatureT, BooleanT]):
         Type checkers do not apply class decorators to the class (python/mypy#3135): for a
         typed ``create``, subclass ``FeatureClass[[Inputs], Result]`` with ``app=`` instead.
         """
+        return cast(FeatureT, self._declare_feature(cls))
+
+    def _declare_feature(
+        self, cls: type, check: Callable[[FeatureDeclaration], None] | None = None
+    ) -> Any:
+        """``feature``, with ``check`` (a typed feature class's) judging the declaration
+        before it is registered: a rejected class leaves nothing declared."""
         declaration = declare_feature(cls, allow_async=self._allow_async)
-        return cast(FeatureT, self._declared(declaration, self._feature_handle))
+        if check is not None:
+            check(declaration)
+        return self._declared(declaration, self._feature_handle)
 
     def boolean(self, function: Callable[[*Ts], bool]) -> BooleanT:
         """Declare an on/off feature: the function's result is the ``default`` implementation.

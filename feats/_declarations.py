@@ -269,9 +269,11 @@ def declare_feature(cls: type, *, allow_async: bool) -> FeatureDeclaration:
                 f"{owner}.{name}: implementations with different inputs; {name} takes "
                 f"({_types(signatures[name])}) but {first} takes ({_types(signatures[first])})"
             )
+    own_doc = vars(cls).get("__doc__")
     return FeatureDeclaration(
         name=owner,
-        doc=inspect.getdoc(cls),
+        # Its own docstring only: a feature class would otherwise inherit FeatureClass's.
+        doc=inspect.cleandoc(own_doc) if isinstance(own_doc, str) else None,
         input_types=signatures[first],
         implementations=implementations,
         default=defaults[0],

@@ -240,8 +240,8 @@ class FeatureClassBase(Generic[P, R], metaclass=FeatureClassType):
     _handle_methods: ClassVar[tuple[str, ...]] = ("find_implementation", "explain")
 
     @classmethod
-    def _declare_on(cls, handle: FeatureHandle) -> None:
-        """Make ``cls`` answer as ``handle``: its attributes, methods and implementations."""
+    def _check_declaration(cls, declaration: FeatureDeclaration) -> None:
+        """The class's ``[[inputs], result]`` must be what its implementations take and give."""
         base = next(
             (
                 base
@@ -255,8 +255,12 @@ class FeatureClassBase(Generic[P, R], metaclass=FeatureClassType):
         if len(arguments) == 2:
             inputs, result = arguments
             check_typed_declaration(
-                cls, handle.declaration, None if inputs is ... else tuple(inputs), result
+                cls, declaration, None if inputs is ... else tuple(inputs), result
             )
+
+    @classmethod
+    def _declare_on(cls, handle: FeatureHandle) -> None:
+        """Make ``cls`` answer as ``handle``: its attributes, methods and implementations."""
         cls._handle = handle
         cls.name = handle.name
         cls.declaration = handle.declaration
