@@ -85,13 +85,12 @@ def test_other_threads_read_the_current_configuration_meanwhile() -> None:
     app = feats.App()
     country, processor = declare(app)
     seen: list[str] = []
-    with app:
-        with app.snapshot():
-            app.admin.set_state(processor, route_ca(country, "premium"), author="t", reason="")
-            thread = threading.Thread(target=lambda: seen.append(processor.create(User(1))))
-            thread.start()
-            thread.join(timeout=10)
-            assert processor.create(User(1)) == "acme"
+    with app, app.snapshot():
+        app.admin.set_state(processor, route_ca(country, "premium"), author="t", reason="")
+        thread = threading.Thread(target=lambda: seen.append(processor.create(User(1))))
+        thread.start()
+        thread.join(timeout=10)
+        assert processor.create(User(1)) == "acme"
     assert seen == ["premium"]
 
 
@@ -141,8 +140,7 @@ def test_two_apps_pin_independently() -> None:
     one, two = feats.App(), feats.App()
     country_one, first = declare(one)
     country_two, second = declare(two)
-    with one, two:
-        with one.snapshot():
-            one.admin.set_state(first, route_ca(country_one, "premium"), author="t", reason="")
-            two.admin.set_state(second, route_ca(country_two, "premium"), author="t", reason="")
-            assert (first.create(User(1)), second.create(User(1))) == ("acme", "premium")
+    with one, two, one.snapshot():
+        one.admin.set_state(first, route_ca(country_one, "premium"), author="t", reason="")
+        two.admin.set_state(second, route_ca(country_two, "premium"), author="t", reason="")
+        assert (first.create(User(1)), second.create(User(1))) == ("acme", "premium")
