@@ -38,10 +38,13 @@ BooleanT = TypeVar("BooleanT", bound=FeatureHandleBase)
 ExposureListener = Callable[[str, str, str, "str | None"], None]
 """``listener(feature, implementation, unit, version)``: an experiment exposure was recorded."""
 
-_Pins = dict[AppCore, tuple[dict[str, CompiledFeature], int]]
-_pins: ContextVar[_Pins | None] = ContextVar("feats_snapshots", default=None)
-"""The snapshots held in this context (a request, a task): per App core, its compiled
-features as they were when the snapshot was taken, and the registry generation then."""
+_Pins = dict["_SnapshotView", tuple[dict[str, CompiledFeature], int]]
+_NO_PINS: _Pins = {}
+_pins: ContextVar[_Pins] = ContextVar("feats_snapshots", default=_NO_PINS)
+"""The snapshots held in this context (a request, a task): per App (its view), its
+compiled features as they were when the snapshot was taken, and the view's generation
+then. Never mutated: entering a snapshot sets a new dict."""
+_held = _pins.get
 
 
 class _SnapshotView:
@@ -52,21 +55,19 @@ class _SnapshotView:
     and its evaluations cost what they always did.
     """
 
-    __slots__ = ("core",)
+    __slots__ = ("core", "generation")
 
     def __init__(self, core: AppCore) -> None:
         self.core = core
+        self.generation = 0
+        """Bumped by each feature declared: a snapshot taken before it lacks that feature."""
 
     @property
     def compiled(self) -> dict[str, CompiledFeature]:
-        core = self.core
-        pins = _pins.get()
-        if pins is not None:
-            pinned = pins.get(core)
-            # A feature declared after the snapshot was taken is not in it: read afresh.
-            if pinned is not None and pinned[1] == core.registry.generation:
-                return pinned[0]
-        return core.compiled
+        pinned = _held().get(self)
+        if pinned is not None and pinned[1] == self.generation:
+            return pinned[0]
+        return self.core.compiled
 
     @property
     def registry(self) -> Registry:
@@ -90,15 +91,14 @@ class Snapshot:
 
     def __init__(self, app: AppBase[Any, Any]) -> None:
         self._app = app
-        self._token: Token[_Pins | None] | None = None
+        self._token: Token[_Pins] | None = None
 
     def __enter__(self) -> Snapshot:
-        core = self._app._core
-        held = _pins.get()
-        if held is not None and core in held:
+        view = self._app._snapshot_view
+        held = _held()
+        if view in held:
             return self  # nested: the outer snapshot answers
-        pinned = (core.compiled, core.registry.generation)
-        self._token = _pins.set({**held, core: pinned} if held else {core: pinned})
+        self._token = _pins.set({**held, view: (view.core.compiled, view.generation)})
         self._app._pinning(+1)
         return self
 
@@ -116,9 +116,9 @@ class Snapshot:
         except ValueError:
             # Left in another context than it was entered in (a framework's teardown
             # hook): drop this App's pin there.
-            held = dict(_pins.get() or {})
-            held.pop(self._app._core, None)
-            _pins.set(held or None)
+            held = dict(_held())
+            held.pop(self._app._snapshot_view, None)
+            _pins.set(held)
         self._app._pinning(-1)
 
 
@@ -152,7 +152,10 @@ class AppBase(Generic[FeatureT, BooleanT]):
         self._running = False
         self._handles: list[FeatureHandle] = []
         self._snapshot_view = _SnapshotView(self._core)
-        self._snapshots_held = 0
+        self._snapshots_held: list[None] = []
+        """One item per snapshot held anywhere: list.append and pop are atomic, so only the
+        first and the last snapshot take the lock (to point the handles at view or core)."""
+        self._viewed = False
         self._snapshots_lock = threading.Lock()
         self._exposure_listeners: list[ExposureListener] = []
 
@@ -231,9 +234,8 @@ class AppBase(Generic[FeatureT, BooleanT]):
         self.registry.add_feature(declaration)
         self._core.declared_feature(declaration.name)
         with self._snapshots_lock:
-            created = handle(
-                self._snapshot_view if self._snapshots_held else self._core, declaration
-            )
+            self._snapshot_view.generation += 1
+            created = handle(self._snapshot_view if self._viewed else self._core, declaration)
             self._handles.append(created)
         return created
 
@@ -252,13 +254,23 @@ class AppBase(Generic[FeatureT, BooleanT]):
     def _pinning(self, delta: int) -> None:
         """Count the snapshots held; the first one points every handle at the view, the
         last one back at the core."""
+        held = self._snapshots_held
+        if delta > 0:
+            held.append(None)
+            if len(held) != 1 and self._viewed:
+                return
+        else:
+            held.pop()
+            if held:
+                return
         with self._snapshots_lock:
-            before = self._snapshots_held
-            self._snapshots_held = before + delta
-            if (before == 0) != (self._snapshots_held == 0):
-                target = self._snapshot_view if self._snapshots_held else self._core
+            # Decided on the count as it is now: another thread may have moved it since.
+            viewed = bool(held)
+            if viewed != self._viewed:
+                target = self._snapshot_view if viewed else self._core
                 for handle in self._handles:
                     handle._core = target
+                self._viewed = viewed
 
     # -- overrides (feats.testing) -------------------------------------------------------
 
