@@ -8,20 +8,20 @@ client (the ``feats`` package does, so this module lives outside it).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
     from feats._base import AppBase
-    from feats.testing import ExposureRecorder, Pin
+    from feats.testing import ExposureRecorder, Overrides, Pin
 
 __all__ = ["feats_exposures", "feats_override"]
 
 
 @pytest.fixture
-def feats_override() -> Iterator[Callable[..., None]]:
+def feats_override() -> Iterator[Overrides]:
     """``feats_override(app, **pins)``: ``feats.testing.override`` for the rest of the test,
     undone at teardown (the last one first)."""
     from feats.testing import override

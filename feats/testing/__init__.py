@@ -3,6 +3,6 @@
 from the plugin feats installs (``feats_pytest``, a ``pytest11`` entry point)."""
 
 from ._exposures import Exposure, ExposureRecorder
-from ._override import Pin, override
+from ._override import Overrides, Pin, override
 
-__all__ = ["Exposure", "ExposureRecorder", "Pin", "override"]
+__all__ = ["Exposure", "ExposureRecorder", "Overrides", "Pin", "override"]

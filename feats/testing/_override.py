@@ -6,19 +6,25 @@ import functools
 import inspect
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, TypeAlias, TypeVar, cast
+from typing import Any, Protocol, TypeAlias, TypeVar, cast
 
 from .._base import AppBase
 from .._errors import NotFoundError
 from .._state import FeatureState, Static, validate_state
 
-__all__ = ["Pin", "override"]
+__all__ = ["Overrides", "Pin", "override"]
 
 Pin: TypeAlias = str | bool | FeatureState
 """What a feature is pinned to: an implementation's name, True / False for a boolean
 feature (its ``enabled`` / ``disabled`` implementation), or a whole FeatureState."""
 
 Function = TypeVar("Function", bound=Callable[..., Any])
+
+
+class Overrides(Protocol):
+    """The type of the ``feats_override`` fixture: ``feats_override(app, **pins)``."""
+
+    def __call__(self, app: AppBase[Any, Any], /, **pins: Pin) -> None: ...
 
 
 def _close_names(name: str, names: list[str]) -> str:
