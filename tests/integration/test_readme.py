@@ -3,6 +3,7 @@ default, namespace "shop" as written), and print what their comments say."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -49,3 +50,37 @@ def test_the_asyncio_quickstart_runs_as_shown(tmp_path: Path) -> None:
 @pytest.mark.usefixtures("clean_shop")
 def test_the_sync_quickstart_runs_as_shown(tmp_path: Path) -> None:
     assert run_block("quickstart_sync.py", tmp_path) == ["acme, with images"]
+
+
+def test_the_snapshot_block_runs(tmp_path: Path) -> None:
+    assert run_block("snapshot.py", tmp_path) == []
+
+
+def test_the_testing_block_passes_under_pytest(tmp_path: Path) -> None:
+    path = tmp_path / "test_checkout.py"
+    path.write_text(readme_blocks()["test_checkout.py"])
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 passed" in result.stdout
+
+
+def test_the_framework_blocks_are_the_examples_code() -> None:
+    root = Path(__file__).resolve().parents[2]
+    text = (root / "README.md").read_text()
+    blocks = re.findall(r"<!-- example: (\S+) -->\n```python\n(.*?)```", text, flags=re.DOTALL)
+    assert {path for path, _ in blocks} >= {
+        "examples/frameworks/fastapi_app.py",
+        "examples/frameworks/django_shop/shop_site/settings.py",
+        "examples/frameworks/django_shop/shop_site/flags.py",
+        "examples/frameworks/flask_app.py",
+        "examples/frameworks/celery_app.py",
+    }
+    for path, code in blocks:
+        assert code in (root / path).read_text(), f"the README's block is not {path}'s code"
