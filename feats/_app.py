@@ -7,7 +7,7 @@ import threading
 import weakref
 from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Generic
+from typing import TYPE_CHECKING, Any, Generic
 
 from ._admin import Admin
 from ._base import AppBase
@@ -35,6 +35,20 @@ class Feature(FeatureHandle):
     def used_implementation(self, implementation: str, *args: Any) -> None:
         """Record that these inputs used ``implementation`` (chosen by find_implementation)."""
         self._record_use(implementation, args)
+
+    def _class_functions(self) -> dict[str, Callable[..., Any]]:
+        handle, name, arity, impls = self, self.name, self._arity, self._impls
+
+        def create(*args: Any) -> Any:
+            if len(args) != arity:
+                handle._arguments(args)
+            return impls[handle._core.compiled[name].use(args)](*args)
+
+        return {
+            **super()._class_functions(),
+            "create": create,
+            "used_implementation": self.used_implementation,
+        }
 
 
 class Boolean(Feature, Generic[*Ts]):
@@ -183,13 +197,6 @@ class FeatureClass(FeatureClassBase[P, R]):
     ``PaymentProcessor.create(user)`` is then typed ``(User) -> Processor`` for mypy and
     pyright, and feats checks at declaration that the methods take and give those types.
     """
-
-    _handle_methods: ClassVar[tuple[str, ...]] = (
-        "create",
-        "find_implementation",
-        "explain",
-        "used_implementation",
-    )
 
     def __init_subclass__(cls, *, app: App, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -4,6 +4,7 @@ generic base of the typed class form."""
 from __future__ import annotations
 
 import typing
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, ClassVar, Generic, ParamSpec, Protocol, TypeVar
 
@@ -21,7 +22,6 @@ from ._snapshot import CompiledFeature, Evaluation
 __all__ = [
     "CoreView",
     "FeatureClassBase",
-    "FeatureClassType",
     "FeatureHandle",
     "FeatureHandleBase",
     "SegmentHandle",
@@ -66,13 +66,47 @@ class SegmentHandle:
         return f"<segment {self.name}>"
 
 
-class FeatureHandleBase:
-    """What every declared feature is, a handle or a typed feature class: everything that
-    does no I/O and never awaits. Holds no slots of its own, so the feature classes'
-    metaclass can derive from it (a feature class then *is* a feature, for type checkers
-    too: the admin takes it wherever it takes a handle)."""
+class FeatureHandleBase(Protocol):
+    """What the admin (and everything that names a feature) takes: a feature's handle, or a
+    typed feature class (its class attributes answer the same)."""
 
-    __slots__ = ()
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def declaration(self) -> FeatureDeclaration: ...
+
+
+class _Unreachable:
+    """Where an implementation's name is looked up on a handle: feats chooses it, so say so.
+
+    A class attribute set as features are declared, rather than a ``__getattr__`` on the
+    handle class: with one, CPython reads every attribute of a handle the slow way, and
+    ``create`` reads five of them per call.
+    """
+
+    __slots__ = ("attribute",)
+
+    def __init__(self, attribute: str) -> None:
+        self.attribute = attribute
+
+    def __get__(self, handle: FeatureHandle | None, owner: type | None = None) -> Any:
+        if handle is None:
+            return self
+        attribute = self.attribute
+        if attribute in handle.declaration.implementations:
+            raise AttributeError(
+                f"{handle.name}.{attribute} cannot be called directly: feats chooses the "
+                f"implementation, call {handle.name}.create(...)"
+            )
+        raise AttributeError(f"{handle.name!r} feature handle has no attribute {attribute!r}")
+
+
+class FeatureHandle:
+    """The object ``@app.feature`` and ``@app.boolean`` give, all that does no I/O and never
+    awaits: the shells' handles add create / is_enabled / used_implementation to it."""
+
+    __slots__ = ("_arity", "_awaited", "_core", "_impls", "declaration", "name")
 
     name: str
     declaration: FeatureDeclaration
@@ -80,6 +114,23 @@ class FeatureHandleBase:
     _arity: int
     _impls: dict[str, Any]
     _awaited: frozenset[str]
+
+    def __init__(self, core: CoreView, declaration: FeatureDeclaration) -> None:
+        self._core = core
+        self.declaration = declaration
+        self.name = declaration.name
+        self._arity = declaration.arity
+        self._impls = {name: impl.function for name, impl in declaration.implementations.items()}
+        self._awaited = frozenset(
+            name for name, impl in declaration.implementations.items() if impl.is_async
+        )
+        for attribute in declaration.implementations:
+            if not hasattr(FeatureHandle, attribute):
+                setattr(FeatureHandle, attribute, _Unreachable(attribute))
+
+    def __call__(self) -> FeatureHandle:
+        # PaymentProcessor() must not give back the class: its methods stay unreachable.
+        return self
 
     def __repr__(self) -> str:
         return f"<feature {self.name}: {', '.join(self._impls)}>"
@@ -130,54 +181,25 @@ class FeatureHandleBase:
         evaluation = core.compiled[self.name].explain(args, stale=core.stale)
         core.record_exposure(replace(evaluation, implementation=implementation))
 
+    def _class_functions(self) -> dict[str, Callable[..., Any]]:
+        """What a typed feature class answers with, as plain functions over this handle.
 
-class _Unreachable:
-    """Where an implementation's name is looked up on a handle: feats chooses it, so say so.
+        Read through a class, a plain function is the function itself, and calling it costs
+        less than calling a bound method (CPython's method-call shortcut does not apply to
+        bound methods stored on a class): the class form evaluates as fast as a handle.
+        The shells add ``create``; ``_core`` is read at each call (app.snapshot() swaps it).
+        """
+        handle, name, arity = self, self.name, self._arity
 
-    A class attribute set as features are declared, rather than a ``__getattr__`` on the
-    handle class: with one, CPython reads every attribute of a handle the slow way, and
-    ``create`` reads five of them per call.
-    """
+        def find_implementation(*args: Any) -> str:
+            if len(args) != arity:
+                handle._arguments(args)
+            return handle._core.compiled[name].choose(args)
 
-    __slots__ = ("attribute",)
-
-    def __init__(self, attribute: str) -> None:
-        self.attribute = attribute
-
-    def __get__(self, handle: FeatureHandle | None, owner: type | None = None) -> Any:
-        if handle is None:
-            return self
-        attribute = self.attribute
-        if attribute in handle.declaration.implementations:
-            raise AttributeError(
-                f"{handle.name}.{attribute} cannot be called directly: feats chooses the "
-                f"implementation, call {handle.name}.create(...)"
-            )
-        raise AttributeError(f"{handle.name!r} feature handle has no attribute {attribute!r}")
-
-
-class FeatureHandle(FeatureHandleBase):
-    """The object ``@app.feature`` and ``@app.boolean`` give: the shells' handles add
-    create / is_enabled / used_implementation to it."""
-
-    __slots__ = ("_arity", "_awaited", "_core", "_impls", "declaration", "name")
-
-    def __init__(self, core: CoreView, declaration: FeatureDeclaration) -> None:
-        self._core = core
-        self.declaration = declaration
-        self.name = declaration.name
-        self._arity = declaration.arity
-        self._impls = {name: impl.function for name, impl in declaration.implementations.items()}
-        self._awaited = frozenset(
-            name for name, impl in declaration.implementations.items() if impl.is_async
-        )
-        for attribute in declaration.implementations:
-            if not hasattr(FeatureHandle, attribute):
-                setattr(FeatureHandle, attribute, _Unreachable(attribute))
-
-    def __call__(self) -> FeatureHandle:
-        # PaymentProcessor() must not give back the class: its methods stay unreachable.
-        return self
+        return {
+            "find_implementation": find_implementation,
+            "explain": self.explain,
+        }
 
 
 class _ChosenByFeats:
@@ -202,14 +224,6 @@ class _ChosenByFeats:
         return self.function.__get__(instance, owner)
 
 
-class FeatureClassType(type, FeatureHandleBase):
-    """The metaclass of typed feature classes: a feature class is a feature handle.
-
-    Its class attributes (set when the class is declared) are a handle's: the class can be
-    given to the admin, ``feats.testing.override`` and every other place a handle goes.
-    """
-
-
 _RESERVED = frozenset(
     {
         "create",
@@ -227,17 +241,23 @@ _RESERVED = frozenset(
 """Names a feature class answers itself: an implementation may not take them."""
 
 
-class FeatureClassBase(Generic[P, R], metaclass=FeatureClassType):
+class FeatureClassBase(Generic[P, R]):
     """Shared by ``feats.FeatureClass`` and ``feats.aio.FeatureClass``: declaring a
     subclass declares it on the App named by its ``app=`` keyword.
 
-    The class keeps its handle's bound methods as class attributes (bound methods are not
-    descriptors, so ``PaymentProcessor.create`` reads one dict entry): calling the class
-    costs what calling the handle costs.
+    The class keeps plain functions over its handle as class attributes (see
+    ``FeatureHandle._class_functions``): calling the class costs what calling the handle
+    costs. Its ``name`` and ``declaration`` make it a FeatureHandleBase for type checkers:
+    the admin takes the class wherever it takes a handle.
     """
 
+    name: ClassVar[str]
+    declaration: ClassVar[FeatureDeclaration]
+    implementations: ClassVar[tuple[str, ...]]
+    """The implementations' names, in declaration order."""
+    default: ClassVar[str]
+    """The default implementation's name."""
     _handle: ClassVar[FeatureHandle]
-    _handle_methods: ClassVar[tuple[str, ...]] = ("find_implementation", "explain")
 
     @classmethod
     def _check_declaration(cls, declaration: FeatureDeclaration) -> None:
@@ -264,12 +284,10 @@ class FeatureClassBase(Generic[P, R], metaclass=FeatureClassType):
         cls._handle = handle
         cls.name = handle.name
         cls.declaration = handle.declaration
-        cls._core = handle._core
-        cls._arity = handle._arity
-        cls._impls = handle._impls
-        cls._awaited = handle._awaited
-        for method in cls._handle_methods:
-            setattr(cls, method, getattr(handle, method))
+        cls.implementations = handle.implementations
+        cls.default = handle.default
+        for method, function in handle._class_functions().items():
+            setattr(cls, method, function)
         for name in handle.declaration.implementations:
             setattr(cls, name, _ChosenByFeats(name, vars(cls)[name]))
 
@@ -285,6 +303,11 @@ class FeatureClassBase(Generic[P, R], metaclass=FeatureClassType):
                 f"{cls.__name__}.{clashes[0]}: a feature class answers {clashes[0]} itself; "
                 "give the implementation another name"
             )
+
+    @classmethod
+    def valid_segments(cls) -> list[str]:
+        """Names of the segments that can read one of this feature's inputs."""
+        return cls._handle.valid_segments()
 
     @classmethod
     def find_implementation(cls, *args: P.args, **kwargs: P.kwargs) -> str:

@@ -9,7 +9,7 @@ import threading
 import weakref
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Generic
+from typing import TYPE_CHECKING, Any, Generic
 
 from .._base import AppBase
 from .._handles import FeatureClassBase, FeatureHandle, P, R, Ts
@@ -46,6 +46,29 @@ class Feature(FeatureHandle):
     async def used_implementation(self, implementation: str, *args: Any) -> None:
         """Record that these inputs used ``implementation`` (chosen by find_implementation)."""
         self._record_use(implementation, args)
+
+    def _class_functions(self) -> dict[str, Callable[..., Any]]:
+        handle, name, arity, impls, awaited = (
+            self,
+            self.name,
+            self._arity,
+            self._impls,
+            self._awaited,
+        )
+
+        async def create(*args: Any) -> Any:
+            if len(args) != arity:
+                handle._arguments(args)
+            chosen = handle._core.compiled[name].use(args)
+            if awaited and chosen in awaited:
+                return await impls[chosen](*args)
+            return impls[chosen](*args)
+
+        return {
+            **super()._class_functions(),
+            "create": create,
+            "used_implementation": self.used_implementation,
+        }
 
 
 class Boolean(Feature, Generic[*Ts]):
@@ -234,13 +257,6 @@ class FeatureClass(FeatureClassBase[P, R]):
     ``await PaymentProcessor.create(user)`` is then typed ``(User) -> Processor`` for mypy
     and pyright, and feats checks at declaration that the methods take and give those types.
     """
-
-    _handle_methods: ClassVar[tuple[str, ...]] = (
-        "create",
-        "find_implementation",
-        "explain",
-        "used_implementation",
-    )
 
     def __init_subclass__(cls, *, app: App, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
