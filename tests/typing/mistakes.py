@@ -1,6 +1,6 @@
 """Deliberate mistakes: tests/typing/test_type_checkers.py asserts that mypy --strict and
 pyright report each line whose trailing comment says what mypy reports (after "E"
-and a colon), and nothing else; "P" marks what only pyright reports.
+and a colon), and nothing else ("P" would mark what only pyright reports).
 
 Excluded from the project's own mypy run (pyproject [tool.mypy] exclude): it must fail.
 """
@@ -76,10 +76,8 @@ async def mistakes(user: User, order: Order) -> None:
     sync_app.admin.set_state(PaymentProcessor, None, author="me")  # E: Missing named argument "reason" for "set_state" of "Admin"
 
 
-# pyright checks class keywords against __init_subclass__; mypy does not when the base has a
-# metaclass (FeatureClass's makes the class a feature handle), so the next line is
-# pyright's alone. At import it is a TypeError either way.
-class WrongShell(feats.FeatureClass[[User], str], app=aio_app):  # P: __init_subclass__
+# A sync feature class on the asyncio App (at import, a TypeError too).
+class WrongShell(feats.FeatureClass[[User], str], app=aio_app):  # E: Argument "app" to "__init_subclass__" of "FeatureClass" has incompatible type "feats.aio._app.App"; expected "feats._app.App"
     @sync_app.default
     def only(self, user: User) -> str:
         return "only"
