@@ -123,8 +123,9 @@ def test_a_change_reaches_the_view() -> None:
 
 
 def test_one_configuration_per_request() -> None:
-    writer().admin.set_state("PaymentProcessor", route_ca("acme"), author="t", reason="")
+    version = writer().admin.set_state("PaymentProcessor", route_ca("acme"), author="t", reason="")
     Client().get("/checkout/2")
+    app().wait_for_version(version, timeout=10)
     assert Client().get("/twice", {"then": "premium"}).json() == {
         "first": "acme",
         "second": "acme",
@@ -203,3 +204,19 @@ def test_a_forked_serving_process_follows_on(redis_url: str) -> None:
     assert os.read(read, 100) == b"acme"
     os.close(read)
     assert status == 0
+
+
+def test_the_autoreloaders_watcher_is_told_apart(monkeypatch: pytest.MonkeyPatch) -> None:
+    """START="ready" starts the App when Django is ready, but not in runserver's watcher."""
+    from feats.contrib.django._settings import autoreloader_watcher
+
+    monkeypatch.delenv("RUN_MAIN", raising=False)
+    monkeypatch.setattr(sys, "argv", ["manage.py", "runserver"])
+    assert autoreloader_watcher()
+    monkeypatch.setenv("RUN_MAIN", "true")  # the child that serves
+    assert not autoreloader_watcher()
+    monkeypatch.delenv("RUN_MAIN")
+    monkeypatch.setattr(sys, "argv", ["manage.py", "runserver", "--noreload"])
+    assert not autoreloader_watcher()
+    monkeypatch.setattr(sys, "argv", ["gunicorn", "shop_site.wsgi"])
+    assert not autoreloader_watcher()
