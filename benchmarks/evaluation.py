@@ -118,6 +118,16 @@ class _Apps:
         self.sync_handles = declare(self.sync)
         self.aio_handles = declare(self.aio)
         self.stored: dict[str, feats.FeatureState | None] = {}
+        # Apps on the same stores, held in app.snapshot() for the whole run: what the
+        # per-request pin costs (held on Apps of their own, so the rows above stay unpinned).
+        self.pinned_sync = feats.App(
+            storage=_shared_sync(self.sync.storage, url, self.namespaces[0])
+        )
+        self.pinned_aio = feats.aio.App(
+            storage=_shared_aio(self.aio.storage, url, self.namespaces[1])
+        )
+        self.pinned_sync_handles = declare(self.pinned_sync)
+        self.pinned_aio_handles = declare(self.pinned_aio)
 
     async def start(self) -> None:
         self.sync.start()
@@ -129,20 +139,42 @@ class _Apps:
         for scenario, state in scenario_states(self.aio_handles).items():
             feature = self.aio_handles.features[scenario]
             await self.aio.admin.set_state(feature, state, author="bench", reason="scenario")
+        self.pinned_sync.start()
+        await self.pinned_aio.start()
+        if self.sync.version is not None:
+            self.pinned_sync.wait_for_version(self.sync.version, timeout=30)
+        if self.aio.version is not None:
+            await self.pinned_aio.wait_for_version(self.aio.version, timeout=30)
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Wait (untimed) until both exposure writers caught up, so no pass drops any."""
         deadline = time.monotonic() + timeout
         # The buffer has no event to wait on: poll it.
-        while (_pending(self.sync) or _pending(self.aio)) and time.monotonic() < deadline:  # noqa: ASYNC110
+        apps = (self.sync, self.aio, self.pinned_sync, self.pinned_aio)
+        while any(_pending(app) for app in apps) and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.005)
 
     async def close(self) -> None:
+        self.pinned_sync.close()
+        await self.pinned_aio.aclose()
         self.sync.close()
         await self.aio.aclose()
         if self.url is not None:
             for namespace in self.namespaces:
                 await asyncio.to_thread(delete_namespace, self.url, namespace)
+
+
+def _shared_sync(storage: feats.Storage, url: str | None, namespace: str) -> feats.Storage:
+    """Another storage on the same store: a second App that reads what the first wrote."""
+    if isinstance(storage, feats.MemoryStorage):
+        return feats.MemoryStorage(log=storage.log)
+    return _sync_storage(url, namespace)
+
+
+def _shared_aio(storage: feats.aio.Storage, url: str | None, namespace: str) -> feats.aio.Storage:
+    if isinstance(storage, feats.aio.MemoryStorage):
+        return feats.aio.MemoryStorage(log=storage.log)
+    return _aio_storage(url, namespace)
 
 
 def _feats_subjects(apps: _Apps, scenario: str, floor_log: deque[Any]) -> list[_Subject]:
@@ -175,6 +207,24 @@ def _feats_subjects(apps: _Apps, scenario: str, floor_log: deque[Any]) -> list[_
             "",
             floor_note,
             build_floor(scenario, apps.stored.get(scenario), floor_log),
+        ),
+    ]
+    pinned_note = "inside app.snapshot() (one configuration per request): what the pin costs"
+    subjects += [
+        _Subject(
+            "feats",
+            f"sync {call} in app.snapshot()",
+            FEATS_VERSION,
+            pinned_note,
+            getattr(apps.pinned_sync_handles.features[scenario], call),
+        ),
+        _Subject(
+            "feats",
+            f"await {call} in app.snapshot()",
+            FEATS_VERSION,
+            pinned_note,
+            getattr(apps.pinned_aio_handles.features[scenario], call),
+            True,
         ),
     ]
     if scenario == "d":
@@ -316,7 +366,7 @@ async def _run(
     apps = _Apps(url)
     await apps.start()
     try:
-        with loopback_only() as guard:
+        with loopback_only() as guard, apps.pinned_sync.snapshot(), apps.pinned_aio.snapshot():
             for scenario in SCENARIOS:
                 await _scenario(scenario, apps, settings, users, overhead, section, results)
     finally:

@@ -212,8 +212,7 @@ class UserDevice:
 # -- features ---------------------------------------------------------------------------------
 
 
-@app.feature
-class PaymentProcessor:
+class PaymentProcessor(feats.aio.FeatureClass[[User], Processor], app=app):
     @app.default
     def acme(self, user: User) -> AcmeProcessor:
         """
@@ -246,8 +245,7 @@ def translate(language: str, text: str) -> str:
     return TRANSLATIONS.get((language, text), text)
 
 
-@app.feature
-class ConfirmText:
+class ConfirmText(feats.aio.FeatureClass[[User], str], app=app):
     @app.default
     def submit(self, user: User) -> str:
         return translate(user.language, "Submit")
@@ -261,8 +259,7 @@ def ImageProcessing(user: User) -> bool:
     return True  # This is the default value
 
 
-@app.feature
-class AllowedPriorities:
+class AllowedPriorities(feats.aio.FeatureClass[[User], list[str]], app=app):
     @app.default
     def no_priority(self, user: User) -> list[str]:
         return []

@@ -4,7 +4,7 @@ The sync facade lives here; the asyncio App is ``feats.aio``.
 """
 
 from ._admin import Admin
-from ._app import App, Boolean, Feature
+from ._app import App, Boolean, Feature, FeatureClass
 from ._backup import ImportResult
 from ._bucketing import BUCKETS, bucket
 from ._catalog import (
@@ -72,6 +72,7 @@ __all__ = [
     "ExposureReport",
     "FeatsError",
     "Feature",
+    "FeatureClass",
     "FeatureDeclaration",
     "FeatureInfo",
     "FeatureRef",

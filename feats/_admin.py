@@ -22,6 +22,7 @@ from ._backup import (
 from ._catalog import Catalog, Drift, catalog_fields, encode_entry, find_drift, merge_registries
 from ._changes import (
     MAX_WRITE_ATTEMPTS,
+    FeatureRef,
     decode_current,
     feature_name,
     find_change,
@@ -97,12 +98,12 @@ class Admin:
 
     # -- reading -----------------------------------------------------------------------
 
-    def get_state(self, feature: Any) -> FeatureState | None:
+    def get_state(self, feature: FeatureRef) -> FeatureState | None:
         """The current stored state, read from storage (not the snapshot)."""
         record = decode_current(self._storage.current(feature_name(feature)))[1]
         return None if record is None else record.state
 
-    def get_version(self, feature: Any) -> str | None:
+    def get_version(self, feature: FeatureRef) -> str | None:
         return decode_current(self._storage.current(feature_name(feature)))[0]
 
     def head(self) -> str:
@@ -110,16 +111,18 @@ class Admin:
         watch that must miss nothing starts, or resumes after an error."""
         return (self._storage.epoch_and_head())[1]
 
-    def history(self, feature: Any) -> list[Change]:
+    def history(self, feature: FeatureRef) -> list[Change]:
         """Every stored version of ``feature``, oldest first."""
         name = feature_name(feature)
         return history_changes(self._storage.history(name))
 
-    def history_entries(self, feature: Any) -> list[HistoryEntry]:
+    def history_entries(self, feature: FeatureRef) -> list[HistoryEntry]:
         """The history, oldest first, each change with its diff from the one before."""
         return history_entries(self.history(feature))
 
-    def diff(self, feature: Any, before: str | None, after: str | None = None) -> list[DiffLine]:
+    def diff(
+        self, feature: FeatureRef, before: str | None, after: str | None = None
+    ) -> list[DiffLine]:
         """What changed between two versions (None or "": unconfigured; after=None: now)."""
         name = feature_name(feature)
         changes = self.history(name)
@@ -151,7 +154,7 @@ class Admin:
         configured = {name: change.state for name, change in (self.configurations()).items()}
         return find_drift(registry, configured)
 
-    def explain(self, feature: Any, values: Mapping[str, str]) -> Evaluation:
+    def explain(self, feature: FeatureRef, values: Mapping[str, str]) -> Evaluation:
         """Which implementation users with these segment values get, and why."""
         name = feature_name(feature)
         version, record = decode_current(self._storage.current(name))
@@ -167,7 +170,7 @@ class Admin:
         )
 
     def exposures(
-        self, feature: Any, *, by_value: bool = False, since: str | None = None
+        self, feature: FeatureRef, *, by_value: bool = False, since: str | None = None
     ) -> ExposureReport:
         """Exposure counts of an experiment, read page by page in bounded memory."""
         counter = ExposureCounter(feature_name(feature), by_value=by_value, since=since)
@@ -255,13 +258,13 @@ class Admin:
         # Nothing to change, as far as the App knows: only storage can say so.
         return None if behind or not plan.changed else plan
 
-    def preview(self, feature: Any, edit: Edit) -> Plan:
+    def preview(self, feature: FeatureRef, edit: Edit) -> Plan:
         """What ``edit`` would change, validated, without writing anything."""
         return self._plan(feature_name(feature), edit)
 
     def change(
         self,
-        feature: Any,
+        feature: FeatureRef,
         edit: Edit,
         *,
         author: str,
@@ -294,7 +297,7 @@ class Admin:
 
     def set_state(
         self,
-        feature: Any,
+        feature: FeatureRef,
         state: FeatureState | None,
         *,
         author: str,
@@ -314,7 +317,7 @@ class Admin:
 
     def rollback(
         self,
-        feature: Any,
+        feature: FeatureRef,
         version: str,
         *,
         author: str,
@@ -334,7 +337,7 @@ class Admin:
 
     def route(
         self,
-        feature: Any,
+        feature: FeatureRef,
         implementation: str,
         *,
         where: Mapping[Any, str] | None = None,
@@ -351,7 +354,7 @@ class Admin:
 
     def set_fallthrough(
         self,
-        feature: Any,
+        feature: FeatureRef,
         implementation: str,
         *,
         author: str,
@@ -369,7 +372,7 @@ class Admin:
 
     def rollout(
         self,
-        feature: Any,
+        feature: FeatureRef,
         segment: Any,
         weights: Mapping[str, float],
         *,
@@ -387,7 +390,7 @@ class Admin:
 
     def start_experiment(
         self,
-        feature: Any,
+        feature: FeatureRef,
         segment: Any,
         weights: Mapping[str, float],
         *,
@@ -405,7 +408,7 @@ class Admin:
 
     def stop_experiment(
         self,
-        feature: Any,
+        feature: FeatureRef,
         *,
         where: Mapping[Any, str] | None = None,
         winner: str | None = None,
@@ -421,7 +424,7 @@ class Admin:
 
     def remove_rule(
         self,
-        feature: Any,
+        feature: FeatureRef,
         *,
         where: Mapping[Any, str] | None = None,
         author: str,
@@ -439,7 +442,7 @@ class Admin:
 
     def reset(
         self,
-        feature: Any,
+        feature: FeatureRef,
         *,
         author: str,
         reason: str,

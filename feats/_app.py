@@ -5,22 +5,24 @@ from __future__ import annotations
 import os
 import threading
 import weakref
+from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic
 
 from ._admin import Admin
 from ._base import AppBase
-from ._handles import FeatureHandleBase
+from ._handles import FeatureClassBase, FeatureHandle, P, R, Ts
+from ._snapshot import Evaluation
 from ._storage import MemoryStorage, Storage
 from ._stored import version_at_least
 
-__all__ = ["App", "Boolean", "Feature"]
+__all__ = ["App", "Boolean", "Feature", "FeatureClass"]
 
 _running: weakref.WeakSet[App] = weakref.WeakSet()
 
 
-class Feature(FeatureHandleBase):
-    """A declared feature of a sync App."""
+class Feature(FeatureHandle):
+    """A declared feature of a sync App (what ``@app.feature`` gives)."""
 
     __slots__ = ()
 
@@ -34,13 +36,34 @@ class Feature(FeatureHandleBase):
         """Record that these inputs used ``implementation`` (chosen by find_implementation)."""
         self._record_use(implementation, args)
 
+    def _class_functions(self) -> dict[str, Callable[..., Any]]:
+        handle, name, arity, impls = self, self.name, self._arity, self._impls
 
-class Boolean(Feature):
-    """A declared on/off feature of a sync App."""
+        def create(*args: Any) -> Any:
+            if len(args) != arity:
+                handle._arguments(args)
+            return impls[handle._core.compiled[name].use(args)](*args)
+
+        return {
+            **super()._class_functions(),
+            "create": create,
+            "used_implementation": self.used_implementation,
+        }
+
+
+class Boolean(Feature, Generic[*Ts]):
+    """A declared on/off feature of a sync App; ``Boolean[User]`` takes a User."""
 
     __slots__ = ()
 
-    def is_enabled(self, *args: Any) -> bool:
+    if TYPE_CHECKING:
+        # The inherited methods, typed by the function @app.boolean declared.
+        def create(self, *args: *Ts) -> bool: ...
+        def find_implementation(self, *args: *Ts) -> str: ...
+        def explain(self, *args: *Ts) -> Evaluation: ...
+        def used_implementation(self, implementation: str, *args: *Ts) -> None: ...
+
+    def is_enabled(self, *args: *Ts) -> bool:
         if len(args) != self._arity:
             self._arguments(args)
         name = self._core.compiled[self.name].use(args)
@@ -58,6 +81,11 @@ class App(AppBase[Feature, Boolean]):
     _allow_async = False
     _feature_handle = Feature
     _boolean_handle = Boolean
+
+    def boolean(self, function: Callable[[*Ts], bool]) -> Boolean[*Ts]:
+        """Declare an on/off feature: the function's result is the ``default`` implementation."""
+        handle: Boolean[*Ts] = self._declare_boolean(function)
+        return handle
 
     def __init__(
         self,
@@ -162,6 +190,39 @@ class App(AppBase[Feature, Boolean]):
             follower.after_fork()
             if self._running:
                 follower.start()
+
+
+class FeatureClass(FeatureClassBase[P, R]):
+    """The typed way to declare a feature of a sync App: subclass it with the inputs and the
+    result its implementations share, and the App as a keyword::
+
+        class PaymentProcessor(feats.FeatureClass[[User], Processor], app=app):
+            @app.default
+            def acme(self, user: User) -> Processor: ...
+
+    ``PaymentProcessor.create(user)`` is then typed ``(User) -> Processor`` for mypy and
+    pyright, and feats checks at declaration that the methods take and give those types.
+    """
+
+    def __init_subclass__(cls, *, app: App, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not isinstance(app, App):
+            raise TypeError(
+                f"{cls.__name__}: a feats.FeatureClass names the sync feats.App that declares "
+                f"it (app=), got {app!r}"
+            )
+        cls._reserved_names()
+        cls._declare_on(app._declare_feature(cls, cls._check_declaration))
+
+    @classmethod
+    def create(cls, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Call the implementation configured for these inputs (records experiment exposures)."""
+        raise NotImplementedError  # replaced by the handle's create when declared
+
+    @classmethod
+    def used_implementation(cls, implementation: str, *args: P.args, **kwargs: P.kwargs) -> None:
+        """Record that these inputs used ``implementation`` (chosen by find_implementation)."""
+        raise NotImplementedError  # replaced by the handle's method when declared
 
 
 def _restart_after_fork() -> None:

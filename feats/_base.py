@@ -4,7 +4,10 @@ feed, the catalog they publish and the background Follower, and every method wit
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar, Token
+from types import TracebackType
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from ._catalog import CatalogPublisher
@@ -12,6 +15,7 @@ from ._changes import FeatureRef, feature_name
 from ._core import AppCore, EvaluationListener, Listener, Status, StatusListener
 from ._declarations import (
     FeatureDeclaration,
+    FunctionT,
     Registry,
     declare_boolean,
     declare_feature,
@@ -19,24 +23,111 @@ from ._declarations import (
     mark_default,
 )
 from ._errors import NotFoundError
-from ._handles import FeatureHandleBase, SegmentHandle
-from ._snapshot import Evaluation
+from ._handles import FeatureHandle, FeatureHandleBase, SegmentHandle, Ts
+from ._snapshot import CompiledFeature, Evaluation
+from ._state import FeatureState, resolve_state, validate_state
 from ._tail import Follower, FollowerStorage
 
-__all__ = ["AppBase"]
+__all__ = ["AppBase", "ExposureListener", "Snapshot"]
 
 logger = logging.getLogger("feats")
 
 FeatureT = TypeVar("FeatureT", bound=FeatureHandleBase)
 BooleanT = TypeVar("BooleanT", bound=FeatureHandleBase)
 
+ExposureListener = Callable[[str, str, str, "str | None"], None]
+"""``listener(feature, implementation, unit, version)``: an experiment exposure was recorded."""
+
+_Pins = dict["_SnapshotView", tuple[dict[str, CompiledFeature], int]]
+_NO_PINS: _Pins = {}
+_pins: ContextVar[_Pins] = ContextVar("feats_snapshots", default=_NO_PINS)
+"""The snapshots held in this context (a request, a task): per App (its view), its
+compiled features as they were when the snapshot was taken, and the view's generation
+then. Never mutated: entering a snapshot sets a new dict."""
+_held = _pins.get
+
+
+class _SnapshotView:
+    """What an App's handles read instead of its core while a snapshot of it is held
+    somewhere: the pinned snapshot in contexts that hold one, the current one elsewhere.
+
+    Installed only while snapshots are held, so an App nobody pins reads its core directly
+    and its evaluations cost what they always did.
+    """
+
+    __slots__ = ("core", "generation")
+
+    def __init__(self, core: AppCore) -> None:
+        self.core = core
+        self.generation = 0
+        """Bumped by each feature declared: a snapshot taken before it lacks that feature."""
+
+    @property
+    def compiled(self) -> dict[str, CompiledFeature]:
+        pinned = _held().get(self)
+        if pinned is not None and pinned[1] == self.generation:
+            return pinned[0]
+        return self.core.compiled
+
+    @property
+    def registry(self) -> Registry:
+        return self.core.registry
+
+    @property
+    def stale(self) -> bool:
+        return self.core.stale
+
+    def record_exposure(self, evaluation: Evaluation) -> None:
+        self.core.record_exposure(evaluation)
+
+
+class Snapshot:
+    """``with app.snapshot():`` every evaluation of the App's features in this context
+    (this thread, this task and the tasks it starts) reads the configuration as it was on
+    entry, across awaits and concurrent changes. Re-entering it nests (the outer snapshot
+    holds); leaving it restores what was before. No I/O: usable in sync and async code."""
+
+    __slots__ = ("_app", "_token")
+
+    def __init__(self, app: AppBase[Any, Any]) -> None:
+        self._app = app
+        self._token: Token[_Pins] | None = None
+
+    def __enter__(self) -> Snapshot:
+        view = self._app._snapshot_view
+        held = _held()
+        if view in held:
+            return self  # nested: the outer snapshot answers
+        self._token = _pins.set({**held, view: (view.core.compiled, view.generation)})
+        self._app._pinning(+1)
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        token, self._token = self._token, None
+        if token is None:
+            return
+        try:
+            _pins.reset(token)
+        except ValueError:
+            # Left in another context than it was entered in (a framework's teardown
+            # hook): drop this App's pin there.
+            held = dict(_held())
+            held.pop(self._app._snapshot_view, None)
+            _pins.set(held)
+        self._app._pinning(-1)
+
 
 class AppBase(Generic[FeatureT, BooleanT]):
     """Declarations and the snapshot; subclasses add I/O and the handle types."""
 
     _allow_async: ClassVar[bool] = False
-    _feature_handle: ClassVar[type]
-    _boolean_handle: ClassVar[type]
+    _feature_handle: ClassVar[type[FeatureHandle]]
+    _boolean_handle: ClassVar[type[FeatureHandle]]
 
     def __init__(
         self,
@@ -63,6 +154,14 @@ class AppBase(Generic[FeatureT, BooleanT]):
         self._publisher = CatalogPublisher(self.registry)
         self._follower: Follower | None = None
         self._running = False
+        self._handles: list[FeatureHandle] = []
+        self._snapshot_view = _SnapshotView(self._core)
+        self._snapshots_held: list[None] = []
+        """One item per snapshot held anywhere: list.append and pop are atomic, so only the
+        first and the last snapshot take the lock (to point the handles at view or core)."""
+        self._viewed = False
+        self._snapshots_lock = threading.Lock()
+        self._exposure_listeners: list[ExposureListener] = []
 
     def _follow(
         self, storage: FollowerStorage, *, advanced: Callable[[], None], loaded: Callable[[], None]
@@ -94,17 +193,36 @@ class AppBase(Generic[FeatureT, BooleanT]):
         )
 
     def feature(self, cls: type) -> FeatureT:
-        """Declare a feature: a class whose public methods are its implementations."""
-        declaration = declare_feature(cls, allow_async=self._allow_async)
-        return cast(FeatureT, self._declared(declaration, self._feature_handle))
+        """Declare a feature: a class whose public methods are its implementations.
 
-    def boolean(self, function: Callable[..., Any]) -> BooleanT:
-        """Declare an on/off feature: the function's result is the ``default`` implementation."""
+        Type checkers do not apply class decorators to the class (python/mypy#3135): for a
+        typed ``create``, subclass ``FeatureClass[[Inputs], Result]`` with ``app=`` instead.
+        """
+        return cast(FeatureT, self._declare_feature(cls))
+
+    def _declare_feature(
+        self, cls: type, check: Callable[[FeatureDeclaration], None] | None = None
+    ) -> Any:
+        """``feature``, with ``check`` (a typed feature class's) judging the declaration
+        before it is registered: a rejected class leaves nothing declared."""
+        declaration = declare_feature(cls, allow_async=self._allow_async)
+        if check is not None:
+            check(declaration)
+        return self._declared(declaration, self._feature_handle)
+
+    def boolean(self, function: Callable[[*Ts], bool]) -> BooleanT:
+        """Declare an on/off feature: the function's result is the ``default`` implementation.
+
+        The shells type the handle by the function's inputs (``Boolean[User]``).
+        """
+        return cast(BooleanT, self._declare_boolean(function))
+
+    def _declare_boolean(self, function: Callable[..., Any]) -> Any:
         declaration = declare_boolean(function, allow_async=self._allow_async)
-        return cast(BooleanT, self._declared(declaration, self._boolean_handle))
+        return self._declared(declaration, self._boolean_handle)
 
     @staticmethod
-    def default(function: Callable[..., Any]) -> Callable[..., Any]:
+    def default(function: FunctionT) -> FunctionT:
         """Mark the implementation that answers when no configuration says otherwise."""
         return mark_default(function)
 
@@ -115,10 +233,80 @@ class AppBase(Generic[FeatureT, BooleanT]):
         self._core.declared_segment()
         return SegmentHandle(declaration)
 
-    def _declared(self, declaration: FeatureDeclaration, handle: type) -> Any:
+    def _declared(self, declaration: FeatureDeclaration, handle: type[FeatureHandle]) -> Any:
         self.registry.add_feature(declaration)
         self._core.declared_feature(declaration.name)
-        return handle(self._core, declaration)
+        with self._snapshots_lock:
+            self._snapshot_view.generation += 1
+            created = handle(self._snapshot_view if self._viewed else self._core, declaration)
+            self._handles.append(created)
+        return created
+
+    # -- one snapshot per request --------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        """``with app.snapshot():`` every evaluation inside reads one configuration, the
+        one current on entry, however long it lasts and whatever changes meanwhile: one
+        request answers consistently. Contexts without one read the current configuration.
+
+        While any context holds a snapshot, this App's evaluations read it through one
+        indirection (the benchmark says what it costs); an App nobody pins pays nothing.
+        """
+        return Snapshot(self)
+
+    def _pinning(self, delta: int) -> None:
+        """Count the snapshots held; the first one points every handle at the view, the
+        last one back at the core."""
+        held = self._snapshots_held
+        if delta > 0:
+            held.append(None)
+            if len(held) != 1 and self._viewed:
+                return
+        else:
+            held.pop()
+            if held:
+                return
+        with self._snapshots_lock:
+            # Decided on the count as it is now: another thread may have moved it since.
+            viewed = bool(held)
+            if viewed != self._viewed:
+                target = self._snapshot_view if viewed else self._core
+                for handle in self._handles:
+                    handle._core = target
+                self._viewed = viewed
+
+    # -- overrides (feats.testing) -------------------------------------------------------
+
+    def override(self, feature: FeatureRef, state: FeatureState | None) -> FeatureState | None:
+        """Pin ``feature`` to ``state`` in this process only, ahead of storage (None: storage
+        answers again); returns the override it replaces. No I/O, no Redis needed.
+        ``explain()`` says "overridden in this process". For tests: see ``feats.testing``.
+
+        NotFoundError for an unknown feature, ConfigurationError for a state these
+        declarations cannot serve.
+        """
+        name = feature_name(feature)
+        if name not in self.registry.features:
+            raise NotFoundError(
+                f"unknown feature {name!r} (declared: {', '.join(self.registry.features)})"
+            )
+        if state is not None:
+            if not isinstance(state, FeatureState):
+                raise TypeError(f"expected a FeatureState or None, got {state!r}")
+            validate_state(name, state, self.registry)
+            state = resolve_state(name, state, None)
+        core = self._core
+        previous = core.overrides.get(name)
+        with core.lock:
+            # The override answers whether or not the App was started: compile it without
+            # the never-started note, which would replace "overridden in this process" and
+            # warn that the default answers.
+            started, core.started = core.started, core.started or state is not None
+            try:
+                core.override(name, state)
+            finally:
+                core.started = started
+        return previous
 
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener(version, features)`` whenever the snapshot changes.
@@ -150,6 +338,43 @@ class AppBase(Generic[FeatureT, BooleanT]):
 
     def remove_evaluation_listener(self, listener: EvaluationListener) -> None:
         self._core.observe(listener, add=False)
+
+    def add_exposure_listener(self, listener: ExposureListener) -> None:
+        """Call ``listener(feature, implementation, unit, version)`` for every experiment
+        exposure this App records, in the recording thread, before it is buffered for
+        storage (``feats.testing``'s exposures fixture). Opt-in: with none registered,
+        recording costs what it always did."""
+        with self._core.lock:
+            self._exposure_listeners.append(listener)
+            if len(self._exposure_listeners) == 1:
+                self._tap_exposures(True)
+
+    def remove_exposure_listener(self, listener: ExposureListener) -> None:
+        with self._core.lock:
+            self._exposure_listeners.remove(listener)
+            if not self._exposure_listeners:
+                self._tap_exposures(False)
+
+    def _tap_exposures(self, tapped: bool) -> None:
+        """Shadow (or stop shadowing) the exposure buffer's ``add`` with one that also tells
+        the listeners; the features are recompiled, as they hold the ``add`` they record with."""
+        buffer = self._core.exposures
+        if tapped:
+            record = type(buffer).add.__get__(buffer)
+            listeners = self._exposure_listeners
+
+            def add(feature: str, implementation: str, unit: str, version: str | None) -> None:
+                record(feature, implementation, unit, version)
+                for listener in list(listeners):
+                    try:
+                        listener(feature, implementation, unit, version)
+                    except Exception:
+                        logger.exception("feats: an exposure listener raised")
+
+            vars(buffer)["add"] = add
+        else:
+            vars(buffer).pop("add", None)
+        self._core.recompile()
 
     def explain_values(self, feature: FeatureRef, values: Mapping[str, str]) -> Evaluation:
         """Which implementation users with these segment values get from this App's

@@ -6,7 +6,7 @@ import inspect
 import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ._errors import DeclarationError
 
@@ -17,6 +17,7 @@ __all__ = [
     "Registry",
     "SegmentDeclaration",
     "TypeName",
+    "check_typed_declaration",
     "declare_boolean",
     "declare_feature",
     "declare_segment",
@@ -26,6 +27,8 @@ __all__ = [
 ]
 
 _DEFAULT_MARK = "__feats_default__"
+
+FunctionT = TypeVar("FunctionT", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
@@ -177,7 +180,7 @@ class Registry:
         return iter(self.features.values())
 
 
-def mark_default(function: Callable[..., Any]) -> Callable[..., Any]:
+def mark_default(function: FunctionT) -> FunctionT:
     """Mark the implementation that answers when nothing else does."""
     setattr(function, _DEFAULT_MARK, True)
     return function
@@ -269,13 +272,37 @@ def declare_feature(cls: type, *, allow_async: bool) -> FeatureDeclaration:
                 f"{owner}.{name}: implementations with different inputs; {name} takes "
                 f"({_types(signatures[name])}) but {first} takes ({_types(signatures[first])})"
             )
+    own_doc = vars(cls).get("__doc__")
     return FeatureDeclaration(
         name=owner,
-        doc=inspect.getdoc(cls),
+        # Its own docstring only: a feature class would otherwise inherit FeatureClass's.
+        doc=inspect.cleandoc(own_doc) if isinstance(own_doc, str) else None,
         input_types=signatures[first],
         implementations=implementations,
         default=defaults[0],
     )
+
+
+def check_typed_declaration(
+    cls: type, declaration: FeatureDeclaration, inputs: tuple[Any, ...] | None, result: Any
+) -> None:
+    """A typed feature class's ``FeatureClass[[inputs], result]`` must say what its
+    implementations take and give: type checkers read the parameters, feats the methods."""
+    owner = cls.__name__
+    if inputs is not None and inputs != declaration.input_types:
+        raise DeclarationError(
+            f"{owner}: declared as taking ({_types(inputs)}) but its implementations take "
+            f"({_types(declaration.input_types)}); make the FeatureClass parameters match"
+        )
+    if result is Any or result is object or not isinstance(result, type):
+        return
+    for name in declaration.implementations:
+        returns = typing.get_type_hints(vars(cls)[name]).get("return")
+        if isinstance(returns, type) and not issubclass(returns, result):
+            raise DeclarationError(
+                f"{owner}.{name}: returns {_type_name(returns)}, but {owner} is declared "
+                f"to give {_type_name(result)}"
+            )
 
 
 def _types(types: tuple[Any, ...]) -> str:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: set up .venv, make sure a Redis answers, then ruff, mypy --strict, pytest.
+# The whole test suite: set up .venv, make sure a Redis answers, then ruff, mypy --strict,
+# pyright, pytest.
 FEATS_EXTRAS="test,bench" source "$(dirname "$0")/_venv.sh"
 
 if ! .venv/bin/python - <<'PY'
@@ -30,6 +31,8 @@ echo "==> ruff"
 .venv/bin/ruff format --check .
 echo "==> mypy --strict"
 .venv/bin/mypy
+echo "==> pyright (examples/; tests/typing also runs it on the README's blocks)"
+.venv/bin/pyright
 echo "==> pytest"
 if [ $# -gt 0 ]; then
     exec .venv/bin/python -m pytest "$@"

@@ -4,7 +4,7 @@ from .._core import Status
 from .._snapshot import Evaluation
 from .._state import Change, Experiment, FeatureState, Rollout, Static
 from ._admin import Admin
-from ._app import App, Boolean, Feature
+from ._app import App, Boolean, Feature, FeatureClass
 from ._storage import MemoryStorage, RedisStorage, Storage
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "Evaluation",
     "Experiment",
     "Feature",
+    "FeatureClass",
     "FeatureState",
     "MemoryStorage",
     "RedisStorage",

@@ -22,6 +22,7 @@ from .._backup import (
 from .._catalog import Catalog, Drift, catalog_fields, encode_entry, find_drift, merge_registries
 from .._changes import (
     MAX_WRITE_ATTEMPTS,
+    FeatureRef,
     decode_current,
     feature_name,
     find_change,
@@ -97,12 +98,12 @@ class Admin:
 
     # -- reading -----------------------------------------------------------------------
 
-    async def get_state(self, feature: Any) -> FeatureState | None:
+    async def get_state(self, feature: FeatureRef) -> FeatureState | None:
         """The current stored state, read from storage (not the snapshot)."""
         record = decode_current(await self._storage.current(feature_name(feature)))[1]
         return None if record is None else record.state
 
-    async def get_version(self, feature: Any) -> str | None:
+    async def get_version(self, feature: FeatureRef) -> str | None:
         return decode_current(await self._storage.current(feature_name(feature)))[0]
 
     async def head(self) -> str:
@@ -110,17 +111,17 @@ class Admin:
         watch that must miss nothing starts, or resumes after an error."""
         return (await self._storage.epoch_and_head())[1]
 
-    async def history(self, feature: Any) -> list[Change]:
+    async def history(self, feature: FeatureRef) -> list[Change]:
         """Every stored version of ``feature``, oldest first."""
         name = feature_name(feature)
         return history_changes(await self._storage.history(name))
 
-    async def history_entries(self, feature: Any) -> list[HistoryEntry]:
+    async def history_entries(self, feature: FeatureRef) -> list[HistoryEntry]:
         """The history, oldest first, each change with its diff from the one before."""
         return history_entries(await self.history(feature))
 
     async def diff(
-        self, feature: Any, before: str | None, after: str | None = None
+        self, feature: FeatureRef, before: str | None, after: str | None = None
     ) -> list[DiffLine]:
         """What changed between two versions (None or "": unconfigured; after=None: now)."""
         name = feature_name(feature)
@@ -153,7 +154,7 @@ class Admin:
         configured = {name: change.state for name, change in (await self.configurations()).items()}
         return find_drift(registry, configured)
 
-    async def explain(self, feature: Any, values: Mapping[str, str]) -> Evaluation:
+    async def explain(self, feature: FeatureRef, values: Mapping[str, str]) -> Evaluation:
         """Which implementation users with these segment values get, and why."""
         name = feature_name(feature)
         version, record = decode_current(await self._storage.current(name))
@@ -169,7 +170,7 @@ class Admin:
         )
 
     async def exposures(
-        self, feature: Any, *, by_value: bool = False, since: str | None = None
+        self, feature: FeatureRef, *, by_value: bool = False, since: str | None = None
     ) -> ExposureReport:
         """Exposure counts of an experiment, read page by page in bounded memory."""
         counter = ExposureCounter(feature_name(feature), by_value=by_value, since=since)
@@ -261,13 +262,13 @@ class Admin:
         # Nothing to change, as far as the App knows: only storage can say so.
         return None if behind or not plan.changed else plan
 
-    async def preview(self, feature: Any, edit: Edit) -> Plan:
+    async def preview(self, feature: FeatureRef, edit: Edit) -> Plan:
         """What ``edit`` would change, validated, without writing anything."""
         return await self._plan(feature_name(feature), edit)
 
     async def change(
         self,
-        feature: Any,
+        feature: FeatureRef,
         edit: Edit,
         *,
         author: str,
@@ -300,7 +301,7 @@ class Admin:
 
     async def set_state(
         self,
-        feature: Any,
+        feature: FeatureRef,
         state: FeatureState | None,
         *,
         author: str,
@@ -320,7 +321,7 @@ class Admin:
 
     async def rollback(
         self,
-        feature: Any,
+        feature: FeatureRef,
         version: str,
         *,
         author: str,
@@ -340,7 +341,7 @@ class Admin:
 
     async def route(
         self,
-        feature: Any,
+        feature: FeatureRef,
         implementation: str,
         *,
         where: Mapping[Any, str] | None = None,
@@ -357,7 +358,7 @@ class Admin:
 
     async def set_fallthrough(
         self,
-        feature: Any,
+        feature: FeatureRef,
         implementation: str,
         *,
         author: str,
@@ -375,7 +376,7 @@ class Admin:
 
     async def rollout(
         self,
-        feature: Any,
+        feature: FeatureRef,
         segment: Any,
         weights: Mapping[str, float],
         *,
@@ -393,7 +394,7 @@ class Admin:
 
     async def start_experiment(
         self,
-        feature: Any,
+        feature: FeatureRef,
         segment: Any,
         weights: Mapping[str, float],
         *,
@@ -411,7 +412,7 @@ class Admin:
 
     async def stop_experiment(
         self,
-        feature: Any,
+        feature: FeatureRef,
         *,
         where: Mapping[Any, str] | None = None,
         winner: str | None = None,
@@ -427,7 +428,7 @@ class Admin:
 
     async def remove_rule(
         self,
-        feature: Any,
+        feature: FeatureRef,
         *,
         where: Mapping[Any, str] | None = None,
         author: str,
@@ -445,7 +446,7 @@ class Admin:
 
     async def reset(
         self,
-        feature: Any,
+        feature: FeatureRef,
         *,
         author: str,
         reason: str,

@@ -7,16 +7,18 @@ import contextlib
 import os
 import threading
 import weakref
+from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic
 
 from .._base import AppBase
-from .._handles import FeatureHandleBase
+from .._handles import FeatureClassBase, FeatureHandle, P, R, Ts
+from .._snapshot import Evaluation
 from .._stored import version_at_least
 from ._admin import Admin
 from ._storage import MemoryStorage, Storage
 
-__all__ = ["App", "Boolean", "Feature"]
+__all__ = ["App", "Boolean", "Feature", "FeatureClass"]
 
 _started: weakref.WeakSet[App] = weakref.WeakSet()
 FORKED = (
@@ -25,8 +27,9 @@ FORKED = (
 )
 
 
-class Feature(FeatureHandleBase):
-    """A declared feature of an asyncio App; ``async def`` implementations are awaited."""
+class Feature(FeatureHandle):
+    """A declared feature of an asyncio App (what ``@app.feature`` gives); ``async def``
+    implementations are awaited."""
 
     __slots__ = ()
 
@@ -44,13 +47,43 @@ class Feature(FeatureHandleBase):
         """Record that these inputs used ``implementation`` (chosen by find_implementation)."""
         self._record_use(implementation, args)
 
+    def _class_functions(self) -> dict[str, Callable[..., Any]]:
+        handle, name, arity, impls, awaited = (
+            self,
+            self.name,
+            self._arity,
+            self._impls,
+            self._awaited,
+        )
 
-class Boolean(Feature):
-    """A declared on/off feature of an asyncio App."""
+        async def create(*args: Any) -> Any:
+            if len(args) != arity:
+                handle._arguments(args)
+            chosen = handle._core.compiled[name].use(args)
+            if awaited and chosen in awaited:
+                return await impls[chosen](*args)
+            return impls[chosen](*args)
+
+        return {
+            **super()._class_functions(),
+            "create": create,
+            "used_implementation": self.used_implementation,
+        }
+
+
+class Boolean(Feature, Generic[*Ts]):
+    """A declared on/off feature of an asyncio App; ``Boolean[User]`` takes a User."""
 
     __slots__ = ()
 
-    async def is_enabled(self, *args: Any) -> bool:
+    if TYPE_CHECKING:
+        # The inherited methods, typed by the function @app.boolean declared.
+        async def create(self, *args: *Ts) -> bool: ...
+        def find_implementation(self, *args: *Ts) -> str: ...
+        def explain(self, *args: *Ts) -> Evaluation: ...
+        async def used_implementation(self, implementation: str, *args: *Ts) -> None: ...
+
+    async def is_enabled(self, *args: *Ts) -> bool:
         # create() inlined: one coroutine per call instead of two.
         if len(args) != self._arity:
             self._arguments(args)
@@ -73,6 +106,12 @@ class App(AppBase[Feature, Boolean]):
     _allow_async = True
     _feature_handle = Feature
     _boolean_handle = Boolean
+
+    def boolean(self, function: Callable[[*Ts], bool | Awaitable[bool]]) -> Boolean[*Ts]:
+        """Declare an on/off feature: the function's result is the ``default`` implementation
+        (an ``async def`` is awaited)."""
+        handle: Boolean[*Ts] = self._declare_boolean(function)
+        return handle
 
     def __init__(
         self,
@@ -209,6 +248,44 @@ class App(AppBase[Feature, Boolean]):
         if self._follower is not None:
             self._follower.after_fork()
         self._core.set_state("stale", FORKED)
+
+
+class FeatureClass(FeatureClassBase[P, R]):
+    """The typed way to declare a feature of an asyncio App: subclass it with the inputs and
+    the result its implementations share, and the App as a keyword::
+
+        class PaymentProcessor(feats.aio.FeatureClass[[User], Processor], app=app):
+            @app.default
+            def acme(self, user: User) -> Processor: ...
+
+            async def premium(self, user: User) -> Processor: ...  # awaited by create
+
+    ``await PaymentProcessor.create(user)`` is then typed ``(User) -> Processor`` for mypy
+    and pyright, and feats checks at declaration that the methods take and give those types.
+    """
+
+    def __init_subclass__(cls, *, app: App, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not isinstance(app, App):
+            raise TypeError(
+                f"{cls.__name__}: a feats.aio.FeatureClass names the feats.aio.App that "
+                f"declares it (app=), got {app!r}"
+            )
+        cls._reserved_names()
+        cls._declare_on(app._declare_feature(cls, cls._check_declaration))
+
+    @classmethod
+    async def create(cls, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Call the implementation configured for these inputs (records experiment exposures);
+        an ``async def`` implementation is awaited."""
+        raise NotImplementedError  # replaced by the handle's create when declared
+
+    @classmethod
+    async def used_implementation(
+        cls, implementation: str, *args: P.args, **kwargs: P.kwargs
+    ) -> None:
+        """Record that these inputs used ``implementation`` (chosen by find_implementation)."""
+        raise NotImplementedError  # replaced by the handle's method when declared
 
 
 def _settle_threadsafe(waiter: asyncio.Future[None]) -> None:

@@ -38,6 +38,7 @@ FEATS_ALL = [
     "ExposureReport",
     "FeatsError",
     "Feature",
+    "FeatureClass",
     "FeatureDeclaration",
     "FeatureInfo",
     "FeatureRef",
@@ -81,6 +82,7 @@ AIO_ALL = [
     "Evaluation",
     "Experiment",
     "Feature",
+    "FeatureClass",
     "FeatureState",
     "MemoryStorage",
     "RedisStorage",
@@ -172,7 +174,7 @@ def surface(cls: type) -> dict[str, str | tuple[str, ...]]:
     return found
 
 
-PAIRS = ["App", "Admin", "Feature", "Boolean", "RedisStorage", "MemoryStorage"]
+PAIRS = ["App", "Admin", "Feature", "Boolean", "FeatureClass", "RedisStorage", "MemoryStorage"]
 
 
 @pytest.mark.parametrize("name", PAIRS)

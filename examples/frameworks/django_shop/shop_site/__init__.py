@@ -1,0 +1,1 @@
+"""The example Django shop: settings, the feats App and its features, one view."""
