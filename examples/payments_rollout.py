@@ -1,9 +1,5 @@
 """Rollout story: US users move to the Aperture processor, 5% then 25% then 100%."""
 
-# mypy ignores what a class decorator returns (python/mypy#3135): it still sees the
-# declared class where feats put a handle with create(), explain() and the rest.
-# mypy: disable-error-code="attr-defined"
-
 from __future__ import annotations
 
 import asyncio

@@ -1,9 +1,5 @@
 """Experiment story: a three-way AllowedPriorities experiment by UserId, with its exposures."""
 
-# mypy ignores what a class decorator returns (python/mypy#3135): it still sees the
-# declared class where feats put a handle with create(), explain() and the rest.
-# mypy: disable-error-code="attr-defined"
-
 from __future__ import annotations
 
 import asyncio
