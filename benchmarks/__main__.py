@@ -29,9 +29,12 @@ from benchmarks.propagation import propagation_steps, run_propagation
 from benchmarks.report import write_report
 from benchmarks.startup import run_startup, startup_steps
 
-__all__ = ["main"]
+__all__ = ["DEFAULT_OUT", "QUICK_OUT", "main", "output_folder"]
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+"""Where a full run writes: the committed results the README quotes."""
+QUICK_OUT = Path(__file__).resolve().parent / "runs" / "quick"
+"""Where a --quick run writes unless --out says otherwise (not committed: .gitignore)."""
 _DISTRIBUTIONS = (
     "redis",
     "hiredis",
@@ -51,7 +54,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--quick", action="store_true", help="a smaller run, under a minute")
     parser.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT, help=f"results folder (default {DEFAULT_OUT})"
+        "--out",
+        type=Path,
+        default=None,
+        help=f"results folder (default {DEFAULT_OUT}; with --quick {QUICK_OUT})",
     )
     parser.add_argument(
         "--only",
@@ -101,6 +107,13 @@ def _settings(args: argparse.Namespace) -> Settings:
     if args.only:
         overrides["sections"] = tuple(s for s in SECTIONS if s in args.only)
     return settings.with_(**overrides)
+
+
+def output_folder(args: argparse.Namespace) -> Path:
+    """--out if given; else a quick run writes beside, not over, the committed results."""
+    if args.out is not None:
+        return Path(args.out)
+    return QUICK_OUT if args.quick else DEFAULT_OUT
 
 
 def _cpu() -> str:
@@ -178,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, arguments: list[str], settings: Settings) -> int:
-    out: Path = args.out
+    out = output_folder(args)
     with redis_target(args.redis_url) as target:
         url = target.url if target is not None else None
         results = Results(

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import functools
-import importlib
-import importlib.util
 import json
-import os
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import click
@@ -38,15 +37,17 @@ from .._verbs import (
     SetRollout,
     StartExperiment,
     StopExperiment,
-    parse_pairs,
-    parse_weights,
     version_of,
     where_of,
 )
 from . import _render as render
 from ._context import CliError, Exit, Session, Settings, console, redact, storage_error
+from ._parsing import parse_pairs, parse_weights
 
-__all__ = ["cli", "main"]
+__all__ = ["REPOSITORY", "cli", "main"]
+
+REPOSITORY = "https://github.com/feats-dev/feats"
+"""Where the source lives (a placeholder until the project is published)."""
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -851,8 +852,9 @@ def _print_change(change: Any, lines: Any) -> None:
 @click.option(
     "--steps",
     default=None,
-    metavar="N|NAMES",
-    help="The first N steps, or a comma list of step names (see --list-steps).",
+    metavar="STEPS",
+    help="N: the first N steps; or a comma list of step numbers, ranges and names, "
+    "e.g. 1-3 or canada,rollback (see --list-steps).",
 )
 @click.option("--list-steps", is_flag=True, help="Show the steps and exit.")
 @click.option("--users", type=int, default=5000, show_default=True, help="Simulated users.")
@@ -863,11 +865,11 @@ def demo(speed: float, steps: str | None, list_steps: bool, users: int, plain: b
     """The payments story live: Canada to premium, roll back, aperture to 5%, 25% and 100%
     of US users, then the priorities experiment, with per-country shares and each change's
     propagation time. In memory unless --redis is given; ends by itself in under a minute."""
-    from .. import _demo
+    from . import _demo
 
     if list_steps:
-        for step in _demo.STEPS:
-            click.echo(f"{step.name:12} {step.title}")
+        for number, step in enumerate(_demo.STEPS, 1):
+            click.echo(f"{number}  {step.name:12} {step.title}")
         return
     if speed <= 0:
         raise CliError("--speed must be more than 0", Exit.USAGE)
@@ -902,27 +904,31 @@ def demo(speed: float, steps: str | None, list_steps: bool, users: int, plain: b
 )
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def bench(args: tuple[str, ...]) -> None:
-    """Run the benchmark suite (from a source checkout): feats bench [ARGS]..."""
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        found = importlib.util.find_spec("benchmarks.__main__")
-    except (ImportError, ValueError):
-        found = None
-    if found is None:
+    """Run the benchmark suite of a source checkout: feats bench [ARGS]... (--help for its own)."""
+    root = benchmarks_checkout()
+    if root is None:
         console(stderr=True).print(
-            "error: feats bench needs the benchmarks package of a source checkout; run it "
-            "from the repository root (git clone, then `feats bench` or "
-            "`python -m benchmarks`)"
+            "error: feats bench runs the benchmark suite of a source checkout, which an "
+            f"installed package does not include: git clone {REPOSITORY}, then "
+            "pip install -e '.[bench]' and run feats bench (or python -m benchmarks) there"
         )
         raise SystemExit(int(Exit.USAGE))
-    module = importlib.import_module("benchmarks.__main__")
-    entry = getattr(module, "main", None)
-    if entry is None:
-        console(stderr=True).print("error: benchmarks.__main__ has no main(argv)")
-        raise SystemExit(int(Exit.ERROR))
-    code = entry(list(args))
-    raise SystemExit(int(code or 0))
+    # Its own process, from the checkout: python -m finds the benchmarks package there.
+    completed = subprocess.run([sys.executable, "-m", "benchmarks", *args], cwd=root, check=False)
+    raise SystemExit(completed.returncode)
+
+
+def benchmarks_checkout() -> Path | None:
+    """The source checkout to benchmark: the working directory if it is one, else the one
+    this feats was installed from in development mode (pip install -e)."""
+    package = Path(__file__).resolve().parents[1]
+    for root in (Path.cwd(), package.parent):
+        if all(
+            (root / part).is_file()
+            for part in ("pyproject.toml", "feats/__init__.py", "benchmarks/__main__.py")
+        ):
+            return root
+    return None
 
 
 def main(argv: list[str] | None = None) -> None:

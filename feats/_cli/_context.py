@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import enum
 import importlib
+import importlib.machinery
+import importlib.util
 import os
 import sys
 from dataclasses import dataclass, field
@@ -24,26 +25,13 @@ from .._layout import DEFAULT_NAMESPACE, Keys
 from .._state import Change
 from .._storage import RedisStorage
 from .._verbs import resolve_feature
+from ._exit import Exit
 
 __all__ = ["DEFAULT_REDIS_URL", "CliError", "Exit", "Session", "Settings", "console"]
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 CONNECT_TIMEOUT = 1.0
 """An unreachable Redis is reported after this long, not after the OS gives up."""
-
-
-class Exit(enum.IntEnum):
-    """What ``feats`` exits with; scripts can rely on these."""
-
-    OK = 0
-    ERROR = 1
-    USAGE = 2
-    NOT_FOUND = 3
-    INVALID = 4
-    CONFLICT = 5
-    UNREACHABLE = 6
-    DECLINED = 7
-    DRIFT = 8
 
 
 class CliError(Exception):
@@ -86,10 +74,8 @@ def import_app(path: str) -> Any:
         raise CliError(
             f"--app {path!r}: expected module:attribute, e.g. myapp.feats:app", Exit.USAGE
         )
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
     try:
-        target: Any = importlib.import_module(module_name)
+        target: Any = import_from_cwd(module_name)
     except FeatsError as error:
         raise CliError(
             f"--app {path}: its declarations are invalid: {error}", Exit.USAGE
@@ -113,6 +99,23 @@ def import_app(path: str) -> Any:
             Exit.USAGE,
         )
     return target
+
+
+def import_from_cwd(module_name: str) -> Any:
+    """``importlib.import_module``, also finding a top-level package in the working
+    directory (where ``feats --app`` is run from) without adding it to ``sys.path``."""
+    top = module_name.partition(".")[0]
+    if top not in sys.modules and importlib.util.find_spec(top) is None:
+        spec = importlib.machinery.PathFinder.find_spec(top, [os.getcwd()])
+        if spec is not None and spec.loader is not None:
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[top] = module
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                del sys.modules[top]
+                raise
+    return importlib.import_module(module_name)
 
 
 def connect(url: str) -> redis.Redis:
