@@ -215,7 +215,9 @@ class Admin:
         if name not in own.features:
             registry = registry_for(name, edit, own, self.catalog(), configured=version is not None)
         state = None if previous is None else previous.state
-        return make_plan(name, edit, version, state, registry), previous
+        unreadable = version is not None and previous is None
+        plan = make_plan(name, edit, version, state, registry, unreadable=unreadable)
+        return plan, previous
 
     def preview(self, feature: Any, edit: Edit) -> Plan:
         """What ``edit`` would change, validated, without writing anything."""
@@ -233,7 +235,8 @@ class Admin:
         """Apply ``edit`` to the current state and write the result; returns its version.
 
         With ``expected_version`` the write only happens if the feature is still at that
-        version ("" for never configured), else ConflictError.
+        version ("" for never configured), else ConflictError. An edit that changes nothing
+        writes nothing and returns the current version ("" for never configured).
         """
         name = feature_name(feature)
         written = ""
@@ -241,6 +244,8 @@ class Admin:
             plan, previous = self._plan(name, edit)
             if expected_version is not None and expected_version != (plan.version or ""):
                 raise ConflictError(name, expected_version, plan.version)
+            if not plan.changed:
+                return plan.version or ""
             record, encoded = plan_write(
                 self._registry,
                 name,
@@ -268,7 +273,11 @@ class Admin:
         reason: str,
         expected_version: str | None = None,
     ) -> str:
-        """Write a new state (None resets to the default); returns its version."""
+        """Write a new state (None resets to the default); returns its version.
+
+        The same state as now writes nothing (as ``feats set`` says "Nothing to change"):
+        the current version is returned.
+        """
         if state is not None and not isinstance(state, FeatureState):
             raise TypeError(f"expected a FeatureState or None, got {state!r}")
         return self.change(

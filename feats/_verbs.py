@@ -55,6 +55,8 @@ __all__ = [
     "resolve_name",
     "resolve_values",
     "suggest",
+    "unreadable_history",
+    "unreadable_records",
     "version_of",
     "where_of",
 ]
@@ -423,17 +425,23 @@ def where_of(where: Mapping[Any, str] | None) -> Where:
 
 @dataclass(frozen=True)
 class Plan:
-    """What a change would do: based on ``version``, from ``before`` to ``after``."""
+    """What a change would do: based on ``version``, from ``before`` to ``after``.
+
+    ``unreadable``: the record stored at ``version`` could not be read (``before`` is then
+    None); writing replaces it, even with no configuration.
+    """
 
     feature: str
     version: str | None
     before: FeatureState | None
     after: FeatureState | None
     diff: tuple[DiffLine, ...]
+    unreadable: bool = False
 
     @property
     def changed(self) -> bool:
-        return bool(self.diff)
+        """Whether writing it makes a new version: the admin and the CLI write only then."""
+        return self.before != self.after or self.unreadable
 
 
 def make_plan(
@@ -442,10 +450,13 @@ def make_plan(
     version: str | None,
     current: FeatureState | None,
     registry: Registry | None,
+    *,
+    unreadable: bool = False,
 ) -> Plan:
     """Apply ``edit`` to the current state, validate and resolve the result, diff it.
 
     ``registry`` may be None only for edits that need no declarations (a reset).
+    ``unreadable``: the record at ``version`` could not be read (``current`` is None).
     """
     if registry is None:
         if not isinstance(edit, Reset | Replace) or (
@@ -460,7 +471,7 @@ def make_plan(
         # Rules the edit leaves as they were may keep their drift: the rest must be sound.
         validate_state(feature, after, registry, before=current)
         after = resolve_state(feature, after, current)
-    return Plan(feature, version, current, after, tuple(diff_states(current, after)))
+    return Plan(feature, version, current, after, tuple(diff_states(current, after)), unreadable)
 
 
 @dataclass(frozen=True)
@@ -553,6 +564,30 @@ def resolve_values(values: Mapping[str, str], registry: Registry | None) -> dict
 def version_of(feature: str, changes: list[Change], version: str | None) -> FeatureState | None:
     """The state at ``version`` (None or "": before the first change)."""
     return None if not version else find_change(feature, changes, version).state
+
+
+def unreadable_records(loaded: Loaded) -> dict[str, Problem]:
+    """The configured features of a full load whose current record cannot be read, and why:
+    what ``configured_changes`` leaves out."""
+    found: dict[str, Problem] = {}
+    for feature, (version, raw) in loaded.records.items():
+        try:
+            decode_record(raw)
+        except CodecError as error:
+            found[feature] = Problem(f"{feature} at {version}", str(error), time.time())
+    return found
+
+
+def unreadable_history(feature: str, items: Iterable[tuple[str, str | bytes]]) -> list[Problem]:
+    """The entries of a feature's history that cannot be read, and why: what
+    ``history_changes`` leaves out."""
+    found: list[Problem] = []
+    for version, raw in items:
+        try:
+            decode_record(raw)
+        except CodecError as error:
+            found.append(Problem(f"{feature} at {version}", str(error), time.time()))
+    return found
 
 
 def configured_changes(loaded: Loaded) -> dict[str, Change]:
