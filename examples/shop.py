@@ -21,6 +21,7 @@ import sys
 import redis.asyncio
 
 import feats.aio
+from feats._cli._redact import redact
 from feats._cli._shop import (
     AcmeProcessor,
     Address,
@@ -28,6 +29,7 @@ from feats._cli._shop import (
     PremiumProcessor,
     Processor,
     Request,
+    Shop,
     User,
     declare,
 )
@@ -129,10 +131,27 @@ def describe_storage() -> str:
 
 CUSTOMERS = (User(1, "US"), User(2, "CA"), User(3, "GB"))
 """Whose answers ``serve`` prints after each change."""
+TRAFFIC_COUNTRIES = ("US", "US", "US", "CA", "CA", "GB", "DE", "MX")
 
 
-async def serve(redis_url: str, namespace: str) -> None:
-    """Run the shop's App on Redis until SIGINT or SIGTERM, printing each change applied."""
+async def _traffic(handles: Shop[feats.aio.Feature, feats.aio.Boolean], users: int) -> None:
+    """Customers checking out and opening their TODO lists, about once a second each: the
+    calls a web service would make (an experiment records their exposures)."""
+    population = [
+        User(i, TRAFFIC_COUNTRIES[i % len(TRAFFIC_COUNTRIES)]) for i in range(1, users + 1)
+    ]
+    while True:
+        for index, customer in enumerate(population):
+            await handles.PaymentProcessor.create(customer)
+            await handles.AllowedPriorities.create(customer)
+            if index % 100 == 99:
+                await asyncio.sleep(0)
+        await asyncio.sleep(1.0)
+
+
+async def serve(redis_url: str, namespace: str, users: int = 1000) -> None:
+    """Run the shop's App on Redis until SIGINT or SIGTERM, with ``users`` customers
+    evaluating its features, printing each change the App applies."""
     client = redis.asyncio.Redis.from_url(redis_url, socket_timeout=5)
     serving = App(storage=feats.aio.RedisStorage(client, namespace))
     handles = declare(serving)
@@ -156,12 +175,16 @@ async def serve(redis_url: str, namespace: str) -> None:
             # find it, so this line is printed only once it is there.
             await serving.admin.publish_catalog()
             serving.add_listener(applied)
+            traffic = asyncio.create_task(_traffic(handles, users))
             print(
-                f"serving the shop in namespace {namespace!r} at {redis_url}: "
-                f"try feats -n {namespace} list (Ctrl-C to stop)",
+                f"serving the shop to {users:,} customers in namespace {namespace!r} at "
+                f"{redact(redis_url)}: try feats -n {namespace} list (Ctrl-C to stop)",
                 flush=True,
             )
             await stop.wait()
+            traffic.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await traffic
     finally:
         await client.aclose()
 
@@ -179,9 +202,10 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("FEATS_NAMESPACE", "shop"),
         help="namespace (default: $FEATS_NAMESPACE, else shop)",
     )
+    parser.add_argument("--users", type=int, default=1000, help="simulated customers")
     args = parser.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.redis, args.namespace))
+        asyncio.run(serve(args.redis, args.namespace, args.users))
     return 0
 
 

@@ -88,14 +88,36 @@ def _careful(kwargs: dict[str, Any], retry: Any) -> dict[str, Any]:
     }
 
 
+_clients: list[redis.Redis | redis.asyncio.Redis] = []
+"""Every client the helpers below made during the current test: ``close_clients`` closes
+them when it ends (a socket left to the garbage collector is a ResourceWarning, an error)."""
+
+
 def sync_client(url: str, **kwargs: Any) -> redis.Redis:
     retry = redis.retry.Retry(ExponentialBackoff(cap=0.5, base=0.05), 3)
-    return redis.Redis.from_url(url, **_careful(kwargs, retry))
+    client = redis.Redis.from_url(url, **_careful(kwargs, retry))
+    _clients.append(client)
+    return client
 
 
 def async_client(url: str, **kwargs: Any) -> redis.asyncio.Redis:
     retry = redis.asyncio.retry.Retry(ExponentialBackoff(cap=0.5, base=0.05), 3)
-    return redis.asyncio.Redis.from_url(url, **_careful(kwargs, retry))
+    client = redis.asyncio.Redis.from_url(url, **_careful(kwargs, retry))
+    _clients.append(client)
+    return client
+
+
+async def close_clients() -> None:
+    """Close the clients this test made, on the event loop the fixture runs on."""
+    while _clients:
+        client = _clients.pop()
+        if isinstance(client, redis.asyncio.Redis):
+            # One used on another loop (a thread's) cannot be closed from this one: that
+            # loop's own aclose() was the test's job.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.aclose(), 5)
+        else:
+            client.close()
 
 
 def sync_app(
