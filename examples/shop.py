@@ -156,6 +156,9 @@ async def serve(redis_url: str, namespace: str, users: int = 1000) -> None:
     serving = App(storage=feats.aio.RedisStorage(client, namespace))
     handles = declare(serving)
 
+    shown: dict[str, str] = {}
+    """Each feature's version when last printed: a reload tells of every feature."""
+
     def applied(version: str, features: tuple[str, ...]) -> None:
         # Called on the App's tail thread: find_implementation is a plain, safe call there.
         for name in features:
@@ -163,7 +166,10 @@ async def serve(redis_url: str, namespace: str, users: int = 1000) -> None:
                 continue
             feature = handles.feature(name)
             answers = ", ".join(f"{c.country} {feature.find_implementation(c)}" for c in CUSTOMERS)
-            print(f"applied {version}: {name} now gives {answers}", flush=True)
+            own = feature.explain(CUSTOMERS[0]).version or version
+            if shown.get(name) != own:
+                shown[name] = own
+                print(f"applied {own}: {name} now gives {answers}", flush=True)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

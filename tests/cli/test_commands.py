@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -598,3 +599,47 @@ def test_bench_from_an_installed_package_says_what_to_do(tmp_path: Path) -> None
     assert "git clone https://github.com/feats-dev/feats" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (elsewhere / "benchmarks").exists()
+
+
+def test_app_imports_a_package_from_the_working_directory(
+    tmp_path: Path, redis_url: str, namespace: str
+) -> None:
+    """The seed's layout (myapp/feats.py), run from the project's directory by the console
+    script, whose sys.path does not include it: found without editing sys.path."""
+    package = tmp_path / "myshop"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "feats.py").write_text(
+        "import feats\n"
+        "from feats._cli._shop import declare\n"
+        "app = feats.App()\n"
+        "declare(app, ('Country', 'UserId', 'PaymentProcessor'))\n"
+    )
+    script = Path(sys.executable).with_name("feats")
+    result = subprocess.run(
+        [
+            str(script),
+            "--redis",
+            redis_url,
+            "-n",
+            namespace,
+            "--app",
+            "myshop.feats:app",
+            "list",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if not k.startswith("FEATS_")},
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert [row["feature"] for row in json.loads(result.stdout)] == ["PaymentProcessor"]
+
+
+def test_the_cli_never_edits_sys_path() -> None:
+    edits = re.compile(r"sys\.path\s*(\.(insert|append|extend|remove)|\[|[+]?=)")
+    for source in (ROOT / "feats").rglob("*.py"):
+        assert not edits.search(source.read_text()), source
