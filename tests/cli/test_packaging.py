@@ -102,3 +102,14 @@ def test_the_wheel_builds_without_warnings(tmp_path: Path) -> None:
     urls = metadata.get_all("Project-URL") or []
     assert any(value.startswith("Homepage, https://") for value in urls)
     assert 'click>=8.1; extra == "cli"' in (metadata.get_all("Requires-Dist") or [])
+
+
+def test_the_cli_package_exports() -> None:
+    import feats._cli
+    import feats._cli._shop
+
+    assert feats._cli.__all__ == ["Exit", "cli", "main"]
+    assert callable(feats._cli.cli) and callable(feats._cli.main)
+    assert set(feats._cli._shop.__all__) >= {"declare", "Shop", "User", "Address", "user"}
+    for name in feats._cli._shop.__all__:
+        assert hasattr(feats._cli._shop, name), name
