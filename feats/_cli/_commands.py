@@ -1047,7 +1047,12 @@ def bench(args: tuple[str, ...]) -> None:
         )
         raise SystemExit(int(Exit.USAGE))
     # Its own process, from the checkout: python -m finds the benchmarks package there.
-    completed = subprocess.run([sys.executable, "-m", "benchmarks", *args], cwd=root, check=False)
+    try:
+        completed = subprocess.run(
+            [sys.executable, "-m", "benchmarks", *args], cwd=root, check=False
+        )
+    except KeyboardInterrupt:  # the suite got the Ctrl-C too, and stopped
+        raise SystemExit(130) from None
     raise SystemExit(completed.returncode)
 
 

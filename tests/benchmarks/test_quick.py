@@ -16,7 +16,8 @@ import pytest
 from benchmarks.__main__ import main
 from benchmarks.peers import SCENARIOS
 
-pytestmark = pytest.mark.slow
+# A whole (tiny) run of the suite: more than the per-test timeout on a loaded machine.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 TINY = [
     "--quick",
