@@ -38,9 +38,12 @@ from benchmarks.startup import run_startup, startup_steps
 from benchmarks.telemetry import run_telemetry, telemetry_steps
 from benchmarks.write_path import run_write, write_steps
 
-__all__ = ["main"]
+__all__ = ["DEFAULT_OUT", "QUICK_OUT", "main", "output_folder"]
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+"""Where a full run writes: the committed results the README quotes."""
+QUICK_OUT = Path(__file__).resolve().parent / "runs" / "quick"
+"""Where a --quick run writes unless --out says otherwise (not committed: .gitignore)."""
 _DISTRIBUTIONS = (
     "redis",
     "hiredis",
@@ -62,7 +65,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--quick", action="store_true", help="a smaller run, under a minute")
     parser.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT, help=f"results folder (default {DEFAULT_OUT})"
+        "--out",
+        type=Path,
+        default=None,
+        help=f"results folder (default {DEFAULT_OUT}; with --quick {QUICK_OUT})",
     )
     parser.add_argument(
         "--only",
@@ -149,6 +155,13 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings.with_(**overrides)
 
 
+def output_folder(args: argparse.Namespace) -> Path:
+    """--out if given; else a quick run writes beside, not over, the committed results."""
+    if args.out is not None:
+        return Path(args.out)
+    return QUICK_OUT if args.quick else DEFAULT_OUT
+
+
 def _cpu() -> str:
     try:
         with open("/proc/cpuinfo") as info:
@@ -225,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, arguments: list[str], settings: Settings) -> int:
-    out: Path = args.out
+    out = output_folder(args)
     profiles = out / "profiles"
     if args.profile:
         if args.profile_tool == "py-spy" and _profile.py_spy() is None:

@@ -130,6 +130,7 @@ class Child:
             self.process.kill()
             self.process.wait(timeout=10)
         self._reader.join(timeout=10)
+        self._stdout.close()
         self._stderr.close()
 
 

@@ -159,6 +159,14 @@ class _Apps:
         await self.pinned_aio.aclose()
         self.sync.close()
         await self.aio.aclose()
+        # The Apps leave their clients to their owner: close them, or their sockets wait for
+        # the garbage collector (a ResourceWarning).
+        for storage in (self.sync.storage, self.aio.storage):
+            client = getattr(storage, "redis", None)
+            if isinstance(client, redis.asyncio.Redis):
+                await client.aclose()
+            elif isinstance(client, redis.Redis):
+                client.close()
         if self.url is not None:
             for namespace in self.namespaces:
                 await asyncio.to_thread(delete_namespace, self.url, namespace)

@@ -139,7 +139,8 @@ async def _aio(
 
 def _sync(settings: Settings, url: str, users: Sequence[User]) -> list[ExposureRun]:
     namespace = fresh_namespace("exposures-sync")
-    storage = feats.RedisStorage(redis=redis.Redis.from_url(url), namespace=namespace)
+    client = redis.Redis.from_url(url)
+    storage = feats.RedisStorage(redis=client, namespace=namespace)
     app = feats.App(storage=storage)
     handles = declare(app)
     app.start()
@@ -178,6 +179,7 @@ def _sync(settings: Settings, url: str, users: Sequence[User]) -> list[ExposureR
         in_redis = app.admin.exposures(handles.features["d"]).total
     finally:
         app.close()
+        client.close()
         delete_namespace(url, namespace)
     return [
         _run("sync", True, tallies[True], before, after, in_redis),

@@ -60,6 +60,14 @@ def _app(url: str, namespace: str, flags: int) -> feats.aio.App:
     return app
 
 
+async def _close(app: feats.aio.App) -> None:
+    """Close the App, then the client it was given (an App leaves that to its owner)."""
+    await app.aclose()
+    client = getattr(app.storage, "redis", None)
+    if isinstance(client, redis.asyncio.Redis):
+        await client.aclose()
+
+
 def _watch_full_collections() -> list[float]:
     """Durations (ms) of this process's full garbage collections from now on.
 
@@ -124,7 +132,7 @@ async def _worker(
         "apps": apps_count,
     }
     print(json.dumps(report), flush=True)
-    await asyncio.gather(*(app.aclose() for app in apps), return_exceptions=True)
+    await asyncio.gather(*(_close(app) for app in apps), return_exceptions=True)
 
 
 # --------------------------------------------------------------------------- the parent
@@ -258,7 +266,9 @@ async def measure_fan_out(
             except subprocess.TimeoutExpired:
                 worker.process.kill()
                 worker.process.wait(timeout=10)
-        await writer.aclose()
+            worker.stdin.close()
+            worker.stdout.close()
+        await _close(writer)
         await asyncio.to_thread(delete_namespace, url, namespace)
     run = _summarise(settings, flags, writes, logs, startup)
     run.full_collections = len(gc_ms)

@@ -9,10 +9,10 @@ from shop import Address, ConfirmText, Country, User, UserDevice, app, describe,
 import feats
 
 VISITORS = [
-    User(1, "Alice", Address("US", "WA"), device="ios"),
-    User(2, "Bruno", Address("FR", "IDF"), language="fr", device="android"),
-    User(3, "Chloe", Address("FR", "IDF"), language="fr", device="ios"),
-    User(4, "Dieter", Address("DE", "BE"), language="de", device="web"),
+    User(1, Address("US", "WA"), "Alice", device="ios"),
+    User(2, Address("FR", "IDF"), "Bruno", language="fr", device="android"),
+    User(3, Address("FR", "IDF"), "Chloe", language="fr", device="ios"),
+    User(4, Address("DE", "BE"), "Dieter", language="de", device="web"),
 ]
 
 

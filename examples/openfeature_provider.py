@@ -21,7 +21,7 @@ def shop_inputs(feature: str, context: EvaluationContext) -> Sequence[Any]:
     """The User a shop feature's implementations take, built from an evaluation context:
     what lets the provider return AllowedPriorities' lists and ImageProcessing's own value."""
     country = str(context.attributes.get("Country", ""))
-    return (User(int(context.targeting_key or 0), "someone", Address(country, "")),)
+    return (User(int(context.targeting_key or 0), Address(country, "")),)
 
 
 def context(user_id: int | None, **attributes: str) -> EvaluationContext:

@@ -17,10 +17,10 @@ from shop import (
 import feats
 
 CUSTOMERS = [
-    User(1, "Alice", Address("US", "WA")),
-    User(2, "Bruno", Address("CA", "QC"), language="fr"),
-    User(3, "Chloe", Address("CA", "ON")),
-    User(4, "Dev", Address("GB", "ENG")),
+    User(1, Address("US", "WA"), "Alice"),
+    User(2, Address("CA", "QC"), "Bruno", language="fr"),
+    User(3, Address("CA", "ON"), "Chloe"),
+    User(4, Address("GB", "ENG"), "Dev"),
 ]
 
 

@@ -18,6 +18,9 @@ MOBILE = PEOPLE[1_000:1_500]  # the app preselected, then showed it: used_implem
 async def main() -> None:
     print(f"feats AllowedPriorities experiment example on {describe_storage()}")
     async with app:
+        # From no configuration, so that this run's experiment is a version of its own
+        # (writing the state a feature already has writes nothing).
+        await app.admin.reset(AllowedPriorities, author="product@shop", reason="start afresh")
         experiment = feats.FeatureState(
             rules={None: feats.Experiment(UserId, {arm: 1 for arm in ARMS})}
         )

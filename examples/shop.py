@@ -1,15 +1,39 @@
-"""The seed README's shop: one aio App with its features and segments, shared by every example."""
+"""The seed README's shop on one aio App, shared by every example; run it to serve the shop.
+
+The business objects and declarations are feats' shop model (feats/_cli/_shop.py, shown
+whole in the README): the same one ``feats demo`` and the test suite run on.
+
+``python examples/shop.py`` runs the shop's App the way a service would, for the README's
+``feats`` stories: it publishes its catalog to Redis, then prints what a few customers get
+after every change it applies, until Ctrl-C.
+"""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import contextlib
 import json
 import os
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+import signal
+import sys
+from typing import Any
 
 import redis.asyncio
 
 import feats.aio
+from feats._cli._redact import redact
+from feats._cli._shop import (
+    AcmeProcessor,
+    Address,
+    ApertureProcessor,
+    PremiumProcessor,
+    Processor,
+    Request,
+    Shop,
+    User,
+    declare,
+)
 from feats.aio import App
 
 __all__ = [
@@ -33,6 +57,7 @@ __all__ = [
     "describe",
     "describe_storage",
     "read_exposures",
+    "serve",
     "users",
 ]
 
@@ -41,73 +66,9 @@ REDIS_URL = os.environ.get("FEATS_REDIS_URL")
 NAMESPACE = os.environ.get("FEATS_NAMESPACE", "feats-examples")
 
 
-# -- the business objects -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Address:
-    country_code: str
-    subdivision_code: str
-
-
-@dataclass(frozen=True)
-class User:
-    id: int
-    name: str
-    address: Address
-    language: str = "en"
-    device: str = "web"
-
-
-@dataclass(frozen=True)
-class Request:
-    """What a web framework would hand us: the user and the device they came from."""
-
-    user: User
-    headers: dict[str, str] = field(default_factory=dict)
-
-    def __getitem__(self, key: str) -> str:
-        return self.headers[key]
-
-
-SUBDIVISIONS = {"US": "WA", "CA": "QC", "GB": "ENG", "FR": "IDF", "DE": "BE"}
-
-
 def users(country: str, count: int, *, first_id: int = 1) -> list[User]:
     """``count`` users living in ``country``, with consecutive ids from ``first_id``."""
-    address = Address(country, SUBDIVISIONS.get(country, "XX"))
-    return [User(i, f"user{i}", address) for i in range(first_id, first_id + count)]
-
-
-# -- the payment processors -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Processor:
-    """A card processor and what it costs per transaction."""
-
-    name: str
-    percent: float
-    fixed: float
-
-    def charge(self, amount: float) -> str:
-        fee = amount * self.percent / 100 + self.fixed
-        return f"{self.name} charged ${amount:.2f} (fee ${fee:.2f})"
-
-
-class AcmeProcessor(Processor):
-    def __init__(self) -> None:
-        super().__init__("Acme", 2.0, 0.30)
-
-
-class PremiumProcessor(Processor):
-    def __init__(self) -> None:
-        super().__init__("Premium", 4.0, 0.50)
-
-
-class ApertureProcessor(Processor):
-    def __init__(self) -> None:
-        super().__init__("Aperture", 1.0, 0.00)
+    return [User(i, country) for i in range(first_id, first_id + count)]
 
 
 # -- the App ----------------------------------------------------------------------------------
@@ -116,13 +77,23 @@ class ApertureProcessor(Processor):
 def _storage() -> feats.aio.Storage:
     if REDIS_URL:
         return feats.aio.RedisStorage(
-            redis=redis.asyncio.Redis.from_url(REDIS_URL, decode_responses=True),
+            redis=redis.asyncio.Redis.from_url(REDIS_URL, decode_responses=True, socket_timeout=5),
             namespace=NAMESPACE,
         )
     return feats.aio.MemoryStorage(namespace=NAMESPACE)
 
 
 app = App(storage=_storage())
+shop = declare(app)
+
+Country = shop.Country
+Subdivision = shop.Subdivision
+UserId = shop.UserId
+UserDevice = shop.UserDevice
+PaymentProcessor = shop.PaymentProcessor
+AllowedPriorities = shop.AllowedPriorities
+ConfirmText = shop.ConfirmText
+ImageProcessing = shop.ImageProcessing
 
 
 def describe(state: feats.aio.FeatureState | None) -> str:
@@ -136,11 +107,12 @@ def describe(state: feats.aio.FeatureState | None) -> str:
     return "; ".join(parts) or "no rules (the default answers)"
 
 
-async def read_exposures(storage: feats.aio.Storage) -> tuple[int, list[list[str | None]]]:
+async def read_exposures(storage: feats.aio.Storage) -> tuple[int, list[list[Any]]]:
     """Every exposure stored so far, read back in pages: (stream entries, exposures).
 
     Each stream entry is one batch written by the App's exposure writer; its ``batch`` field
-    is JSON, a list of ``[feature, implementation, version, [segment value, ...]]``.
+    is JSON, a list of ``[feature, implementation, version, [segment value, ...]]``; each
+    exposure comes back as ``[feature, implementation, segment value, version]``.
     """
     entries, after = 0, "0-0"
     exposures: list[list[Any]] = []
@@ -159,113 +131,93 @@ def describe_storage() -> str:
     return "MemoryStorage (in-process; set FEATS_REDIS_URL to use Redis)"
 
 
-# -- segments ---------------------------------------------------------------------------------
+# -- serving the shop -------------------------------------------------------------------------
+
+CUSTOMERS = (User(1, "US"), User(2, "CA"), User(3, "GB"))
+"""Whose answers ``serve`` prints after each change."""
+TRAFFIC_COUNTRIES = ("US", "US", "US", "CA", "CA", "GB", "DE", "MX")
 
 
-@app.segment
-class Country:
-    """
-    The ISO-3166 2 char country code of the object
-    """
-
-    def user(self, user: User) -> str:
-        return self.address(user.address)
-
-    def address(self, address: Address) -> str:
-        return address.country_code
-
-
-@app.segment
-class Subdivision:
-    """
-    The ISO 3166-2 Subdivision Code, e.g US-WA
-    """
-
-    def user(self, user: User) -> str:
-        return self.address(user.address)
-
-    def address(self, address: Address) -> str:
-        return f"{address.country_code}-{address.subdivision_code}"
+async def _traffic(handles: Shop[feats.aio.Feature, feats.aio.Boolean], users: int) -> None:
+    """Customers checking out and opening their TODO lists, about once a second each: the
+    calls a web service would make (an experiment records their exposures)."""
+    population = [
+        User(i, TRAFFIC_COUNTRIES[i % len(TRAFFIC_COUNTRIES)]) for i in range(1, users + 1)
+    ]
+    while True:
+        for index, customer in enumerate(population):
+            await handles.PaymentProcessor.create(customer)
+            await handles.AllowedPriorities.create(customer)
+            if index % 100 == 99:
+                await asyncio.sleep(0)
+        await asyncio.sleep(1.0)
 
 
-@app.segment
-class UserId:
-    def user(self, user: User) -> str:
-        return str(user.id)
+async def serve(redis_url: str, namespace: str, users: int = 1000) -> None:
+    """Run the shop's App on Redis until SIGINT or SIGTERM, with ``users`` customers
+    evaluating its features, printing each change the App applies."""
+    client = redis.asyncio.Redis.from_url(redis_url, socket_timeout=5)
+    serving = App(storage=feats.aio.RedisStorage(client, namespace))
+    handles = declare(serving)
+
+    shown: dict[str, str] = {}
+    """Each feature's version when last printed: a reload tells of every feature."""
+
+    def applied(version: str, features: tuple[str, ...]) -> None:
+        # Called on the App's tail thread: find_implementation is a plain, safe call there.
+        for name in features:
+            if name not in handles.features:
+                continue
+            feature = handles.feature(name)
+            answers = ", ".join(f"{c.country} {feature.find_implementation(c)}" for c in CUSTOMERS)
+            own = feature.explain(CUSTOMERS[0]).version or version
+            if shown.get(name) != own:
+                shown[name] = own
+                print(f"applied {own}: {name} now gives {answers}", flush=True)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        async with serving:
+            # start() publishes the catalog soon after; the operator's first command must
+            # find it, so this line is printed only once it is there.
+            await serving.admin.publish_catalog()
+            serving.add_listener(applied)
+            traffic = asyncio.create_task(_traffic(handles, users))
+            print(
+                f"serving the shop to {users:,} customers in namespace {namespace!r} at "
+                f"{redact(redis_url)}: try feats -n {namespace} list (Ctrl-C to stop)",
+                flush=True,
+            )
+            await stop.wait()
+            traffic.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await traffic
+    finally:
+        await client.aclose()
 
 
-@app.segment
-class UserDevice:
-    """
-    The user device data from the Request, e.g "ios"
-    """
-
-    OPTIONS: ClassVar[list[str]] = ["ios", "android"]
-
-    def request(self, request: Request) -> str:
-        return request["device"]
-
-    def user(self, user: User) -> str:
-        return user.device
-
-
-# -- features ---------------------------------------------------------------------------------
-
-
-class PaymentProcessor(feats.aio.FeatureClass[[User], Processor], app=app):
-    @app.default
-    def acme(self, user: User) -> AcmeProcessor:
-        """
-        2% + $0.30 / Transaction
-        """
-        return AcmeProcessor()
-
-    def premium(self, user: User) -> PremiumProcessor:
-        """
-        4% + $0.50 / Transaction
-        """
-        return PremiumProcessor()
-
-    def aperture(self, user: User) -> ApertureProcessor:
-        """
-        1% + $0.00 / Transaction
-        """
-        return ApertureProcessor()
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python examples/shop.py", description=serve.__doc__)
+    parser.add_argument(
+        "--redis",
+        default=REDIS_URL or "redis://localhost:6379/0",
+        help="Redis URL (default: $FEATS_REDIS_URL, else redis://localhost:6379/0)",
+    )
+    parser.add_argument(
+        "-n",
+        "--namespace",
+        default=os.environ.get("FEATS_NAMESPACE", "shop"),
+        help="namespace (default: $FEATS_NAMESPACE, else shop)",
+    )
+    parser.add_argument("--users", type=int, default=1000, help="simulated customers")
+    args = parser.parse_args(argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(args.redis, args.namespace, args.users))
+    return 0
 
 
-TRANSLATIONS = {
-    ("fr", "Submit"): "Soumettre",
-    ("fr", "Save"): "Enregistrer",
-    ("de", "Submit"): "Absenden",
-    ("de", "Save"): "Speichern",
-}
-
-
-def translate(language: str, text: str) -> str:
-    return TRANSLATIONS.get((language, text), text)
-
-
-class ConfirmText(feats.aio.FeatureClass[[User], str], app=app):
-    @app.default
-    def submit(self, user: User) -> str:
-        return translate(user.language, "Submit")
-
-    def save(self, user: User) -> str:
-        return translate(user.language, "Save")
-
-
-@app.boolean
-def ImageProcessing(user: User) -> bool:
-    return True  # This is the default value
-
-
-class AllowedPriorities(feats.aio.FeatureClass[[User], list[str]], app=app):
-    @app.default
-    def no_priority(self, user: User) -> list[str]:
-        return []
-
-    def two_priorities(self, user: User) -> list[str]:
-        return ["Important", "Normal"]
-
-    def three_priorities(self, user: User) -> list[str]:
-        return ["Important", "Normal", "Unimportant"]
+if __name__ == "__main__":
+    sys.exit(main())

@@ -242,7 +242,8 @@ class Admin:
         if name not in own.features:
             registry = registry_for(name, edit, own, self.catalog(), configured=version is not None)
         state = None if previous is None else previous.state
-        return make_plan(name, edit, version, state, registry)
+        unreadable = version is not None and previous is None
+        return make_plan(name, edit, version, state, registry, unreadable=unreadable)
 
     def _plan_on_held(self, name: str, edit: Edit, expected_version: str | None) -> Plan | None:
         """A plan on what the App holds, when it has something to say and the plan is one
@@ -274,7 +275,8 @@ class Admin:
         """Apply ``edit`` to the current state and write the result; returns its version.
 
         With ``expected_version`` the write only happens if the feature is still at that
-        version ("" for never configured), else ConflictError.
+        version ("" for never configured), else ConflictError. An edit that changes nothing
+        writes nothing and returns the current version ("" for never configured).
         """
         name = feature_name(feature)
         written = ""
@@ -285,6 +287,8 @@ class Admin:
             planned = None
             if expected_version is not None and expected_version != (plan.version or ""):
                 raise ConflictError(name, expected_version, plan.version)
+            if not plan.changed:
+                return plan.version or ""
             record, encoded = new_record(name, plan.after, author=author, reason=reason)
             ok, written = self._storage.write(name, encoded, write_expectation(plan.version))
             if ok:
@@ -304,7 +308,11 @@ class Admin:
         reason: str,
         expected_version: str | None = None,
     ) -> str:
-        """Write a new state (None resets to the default); returns its version."""
+        """Write a new state (None resets to the default); returns its version.
+
+        The same state as now writes nothing (as ``feats set`` says "Nothing to change"):
+        the current version is returned.
+        """
         if state is not None and not isinstance(state, FeatureState):
             raise TypeError(f"expected a FeatureState or None, got {state!r}")
         return self.change(

@@ -116,6 +116,8 @@ def diff_states(before: FeatureState | None, after: FeatureState | None) -> list
         return [
             DiffLine("-", "configuration", _summary(before), None, "reset: the default answers")
         ]
+    if before is None and not after.rules and not after.segments:
+        return [DiffLine("+", "configuration", None, _summary(after), "the default answers")]
     lines: list[DiffLine] = []
     old_segments = () if before is None else before.segments
     if tuple(old_segments) != tuple(after.segments):

@@ -7,7 +7,6 @@ the declarations (the App's own, else the published catalog), show or write it.
 from __future__ import annotations
 
 import difflib
-import math
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -50,14 +49,14 @@ __all__ = [
     "current_states",
     "history_entries",
     "make_plan",
-    "parse_pairs",
-    "parse_weights",
     "pick_registry",
     "registry_for",
     "resolve_feature",
     "resolve_name",
     "resolve_values",
     "suggest",
+    "unreadable_history",
+    "unreadable_records",
     "version_of",
     "where_of",
 ]
@@ -426,17 +425,23 @@ def where_of(where: Mapping[Any, str] | None) -> Where:
 
 @dataclass(frozen=True)
 class Plan:
-    """What a change would do: based on ``version``, from ``before`` to ``after``."""
+    """What a change would do: based on ``version``, from ``before`` to ``after``.
+
+    ``unreadable``: the record stored at ``version`` could not be read (``before`` is then
+    None); writing replaces it, even with no configuration.
+    """
 
     feature: str
     version: str | None
     before: FeatureState | None
     after: FeatureState | None
     diff: tuple[DiffLine, ...]
+    unreadable: bool = False
 
     @property
     def changed(self) -> bool:
-        return bool(self.diff)
+        """Whether writing it makes a new version: the admin and the CLI write only then."""
+        return self.before != self.after or self.unreadable
 
 
 def make_plan(
@@ -445,10 +450,13 @@ def make_plan(
     version: str | None,
     current: FeatureState | None,
     registry: Registry | None,
+    *,
+    unreadable: bool = False,
 ) -> Plan:
     """Apply ``edit`` to the current state, validate and resolve the result, diff it.
 
     ``registry`` may be None only for edits that need no declarations (a reset).
+    ``unreadable``: the record at ``version`` could not be read (``current`` is None).
     """
     if registry is None:
         if not isinstance(edit, Reset | Replace) or (
@@ -463,7 +471,7 @@ def make_plan(
         # Rules the edit leaves as they were may keep their drift: the rest must be sound.
         validate_state(feature, after, registry, before=current)
         after = resolve_state(feature, after, current)
-    return Plan(feature, version, current, after, tuple(diff_states(current, after)))
+    return Plan(feature, version, current, after, tuple(diff_states(current, after)), unreadable)
 
 
 @dataclass(frozen=True)
@@ -558,6 +566,30 @@ def version_of(feature: str, changes: list[Change], version: str | None) -> Feat
     return None if not version else find_change(feature, changes, version).state
 
 
+def unreadable_records(loaded: Loaded) -> dict[str, Problem]:
+    """The configured features of a full load whose current record cannot be read, and why:
+    what ``configured_changes`` leaves out."""
+    found: dict[str, Problem] = {}
+    for feature, (version, raw) in loaded.records.items():
+        try:
+            decode_record(raw)
+        except CodecError as error:
+            found[feature] = Problem(f"{feature} at {version}", str(error), time.time())
+    return found
+
+
+def unreadable_history(feature: str, items: Iterable[tuple[str, str | bytes]]) -> list[Problem]:
+    """The entries of a feature's history that cannot be read, and why: what
+    ``history_changes`` leaves out."""
+    found: list[Problem] = []
+    for version, raw in items:
+        try:
+            decode_record(raw)
+        except CodecError as error:
+            found.append(Problem(f"{feature} at {version}", str(error), time.time()))
+    return found
+
+
 def configured_changes(loaded: Loaded) -> dict[str, Change]:
     """Every configured feature's current change from a full load; unreadable ones are left out."""
     found: dict[str, Change] = {}
@@ -567,71 +599,3 @@ def configured_changes(loaded: Loaded) -> dict[str, Change]:
         except CodecError:
             continue
     return found
-
-
-def _number(name: str, text: str) -> float:
-    cleaned = text.strip().removesuffix("%").strip()
-    try:
-        value = float(cleaned)
-    except ValueError:
-        raise ConfigurationError(
-            f"weight of {name}: {text!r} is not a number (write IMPLEMENTATION=PERCENT, "
-            "e.g. aperture=5)"
-        ) from None
-    if math.isnan(value) or math.isinf(value) or value < 0:
-        raise ConfigurationError(f"weight of {name}: {text!r} must be a number from 0 to 100")
-    return value
-
-
-def parse_weights(items: Iterable[str], *, total: float = 100.0) -> dict[str, float]:
-    """``["aperture=5", "acme=95"]`` as weights; they must add up to ``total`` (percent)."""
-    weights: dict[str, float] = {}
-    for item in items:
-        name, equals, text = item.partition("=")
-        name = name.strip()
-        if not equals or not name:
-            raise ConfigurationError(
-                f"bad weight {item!r}: expected IMPLEMENTATION=WEIGHT, e.g. aperture=5"
-            )
-        if name in weights:
-            raise ConfigurationError(f"weight of {name}: given twice")
-        weight = _number(name, text)
-        weights[name] = int(weight) if weight.is_integer() else weight
-    if not weights:
-        raise ConfigurationError("no weights: give IMPLEMENTATION=WEIGHT for each implementation")
-    added = sum(weights.values())
-    if abs(added - total) > 1e-9:
-        given = " ".join(f"{name}={weight:g}" for name, weight in weights.items())
-        raise ConfigurationError(
-            f"weights add up to {added:g}, not {total:g} ({given}); give every implementation "
-            f"its share, e.g. {_adding_up(weights, total)}"
-        )
-    return weights
-
-
-def _adding_up(weights: Mapping[str, float], total: float) -> str:
-    """The given weights changed as little as possible to add up to ``total``."""
-    names = list(weights)
-    *first, last = names
-    head = sum(weights[name] for name in first)
-    if len(names) > 1 and head < total:
-        fixed = {**{name: weights[name] for name in first}, last: total - head}
-    else:
-        scale = total / (sum(weights.values()) or 1)
-        fixed = {name: round(weights[name] * scale, 2) for name in names}
-        if len(names) == 1:
-            fixed = {last: total}
-    return " ".join(f"{name}={weight:g}" for name, weight in fixed.items())
-
-
-def parse_pairs(items: Iterable[str], what: str = "SEGMENT=VALUE") -> dict[str, str]:
-    """``["Country=CA"]`` as ``{"Country": "CA"}``."""
-    pairs: dict[str, str] = {}
-    for item in items:
-        name, equals, value = item.partition("=")
-        if not equals or not name.strip():
-            raise ConfigurationError(f"expected {what}, got {item!r} (e.g. Country=CA)")
-        if name.strip() in pairs:
-            raise ConfigurationError(f"{name.strip()} is given twice")
-        pairs[name.strip()] = value
-    return pairs

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: set up .venv, make sure a Redis answers, then ruff, mypy --strict,
 # pyright, pytest.
-FEATS_EXTRAS="test,bench" source "$(dirname "$0")/_venv.sh"
+FEATS_EXTRAS="cli,test,bench" source "$(dirname "$0")/_venv.sh"
 
 if ! .venv/bin/python - <<'PY'
 import redis, sys

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import functools
 import importlib
-import importlib.util
 import json
 import os
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import click
@@ -18,6 +19,8 @@ from rich.text import Text
 
 from .. import __version__
 from .._backup import parse_backup
+from .._catalog import Drift
+from .._changes import history_changes
 from .._diff import diff_states
 from .._errors import (
     CodecError,
@@ -38,15 +41,29 @@ from .._verbs import (
     SetRollout,
     StartExperiment,
     StopExperiment,
-    parse_pairs,
-    parse_weights,
+    history_entries,
+    unreadable_history,
     version_of,
     where_of,
 )
 from . import _render as render
-from ._context import CliError, Exit, Session, Settings, console, redact, storage_error
+from ._context import (
+    CliError,
+    Exit,
+    Session,
+    Settings,
+    console,
+    storage_error,
+)
+from ._parsing import parse_pairs, parse_weights
+from ._redact import redact, scrub
 
-__all__ = ["cli", "main"]
+__all__ = ["INTERNAL_ERROR", "REPOSITORY", "cli", "main"]
+
+INTERNAL_ERROR = 70
+"""What feats exits with on a bug of its own (EX_SOFTWARE): not one of the Exit codes."""
+REPOSITORY = "https://github.com/feats-dev/feats"
+"""Where the source lives (a placeholder until the project is published)."""
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -125,15 +142,18 @@ def settings() -> Settings:
     return click.get_current_context().ensure_object(Settings)
 
 
-def _fail(error: CliError) -> None:
+def _fail(error: CliError, *, code: int | None = None) -> None:
     current = settings()
+    # Whatever the message quotes (a URL, a redis-py error), no password is shown.
+    message = scrub(str(error), current.url)
+    hints = [scrub(hint, current.url) for hint in error.hints]
     err = console(stderr=True)
-    err.print(Text("error: ", style="bold red") + Text(str(error)))
-    for hint in error.hints:
+    err.print(Text("error: ", style="bold red") + Text(message))
+    for hint in hints:
         err.print(Text("  " + hint, style="dim"))
     if current.json:
-        render.emit_json({"error": error.kind, "message": str(error), "hints": list(error.hints)})
-    raise SystemExit(int(error.code))
+        render.emit_json({"error": error.kind, "message": message, "hints": hints})
+    raise SystemExit(int(error.code) if code is None else code)
 
 
 def handled(function: F) -> F:
@@ -159,6 +179,20 @@ def handled(function: F) -> F:
             _fail(storage_error(error, settings().url))
         except FeatsError as error:
             _fail(CliError(str(error), Exit.ERROR))
+        except Exception as error:
+            # A bug, not bad input: one line instead of a traceback, and an exit code
+            # outside Exit so that scripts and tests can tell it from an expected failure.
+            if os.environ.get("FEATS_DEBUG"):
+                raise
+            _fail(
+                CliError(
+                    f"internal error: {type(error).__name__}: {error}",
+                    Exit.ERROR,
+                    "this is a bug in feats: please report it (FEATS_DEBUG=1 shows where)",
+                    kind="internal",
+                ),
+                code=INTERNAL_ERROR,
+            )
         return None
 
     return cast(F, wrapper)
@@ -196,7 +230,8 @@ def cli() -> None:
 
     \b
     Exit codes: 0 ok, 1 error, 2 usage, 3 unknown name or version, 4 invalid change,
-    5 conflict with a concurrent change, 6 Redis unreachable, 7 cancelled, 8 drift found.
+    5 conflict with a concurrent change, 6 Redis unreachable, 7 cancelled, 8 drift found
+    (70: a bug in feats, please report it).
     """
 
 
@@ -210,16 +245,23 @@ def list_features() -> None:
     """Every feature: declared (by any App) or configured, with its current configuration."""
     with session() as current:
         registry, configured = current.declarations, current.configurations
+        unreadable = current.unreadable
+        versions = {name: version for name, (version, _) in current.loaded.records.items()}
+        if not registry.features and not configured and not unreadable:
+            current.note_if_empty()
         if settings().json:
-            render.emit_json(render.features_data(registry, configured))
+            render.emit_json(render.features_data(registry, configured, unreadable, versions))
             return
-        if not registry.features and not configured:
+        if not registry.features and not configured and not unreadable:
             out().print(
                 f"No features in namespace {current.namespace!r}: no App has published its "
                 "catalog here and nothing is configured."
             )
             return
-        out().print(render.features_table(registry, configured, current.namespace))
+        out().print(
+            render.features_table(registry, configured, current.namespace, unreadable, versions)
+        )
+        _warn_unreadable(current)
 
 
 @cli.command()
@@ -233,9 +275,16 @@ def show(feature: str) -> None:
         registry = current.declarations
         declaration = registry.features.get(name)
         change = current.configurations.get(name)
+        problem = current.unreadable.get(name)
         if settings().json:
             info = current.catalog.features.get(name)
-            render.emit_json(render.show_data(name, declaration, info, registry, change))
+            data = render.show_data(name, declaration, info, registry, change)
+            if problem is not None:
+                data["unreadable"] = {
+                    "version": current.version_of(name),
+                    "error": problem.message,
+                }
+            render.emit_json(data)
             return
         console_ = out()
         if declaration is None:
@@ -249,7 +298,15 @@ def show(feature: str) -> None:
                 None if declaration is None else declaration.default,
             )
         )
-        if change is None:
+        if problem is not None:
+            console_.print(
+                Text(
+                    f"Version {current.version_of(name)} cannot be read: {problem.message}.",
+                    style="red",
+                )
+            )
+            console_.print(_UNREADABLE_EFFECT.format(feature=name))
+        elif change is None:
             console_.print("Never configured: the default answers everywhere.")
         else:
             console_.print(
@@ -267,7 +324,12 @@ def history(feature: str, limit: int | None) -> None:
     """Every change of FEATURE, oldest first: version, when, who, why and the diff."""
     with session() as current:
         name = current.feature(feature)
-        entries = current.admin.history_entries(name)
+        stored = current.storage.history(name)
+        entries = history_entries(history_changes(stored))
+        for problem in unreadable_history(name, stored):
+            console(stderr=True).print(
+                Text(f"skipped {problem.where}: {problem.message}", style="yellow")
+            )
         if limit is not None:
             entries = entries[-limit:] if limit > 0 else []
         if settings().json:
@@ -313,7 +375,16 @@ def explain(feature: str, values: tuple[str, ...]) -> None:
     """
     with session() as current:
         name = current.feature(feature)
-        evaluation = current.admin.explain(name, parse_pairs(values))
+        try:
+            evaluation = current.admin.explain(name, parse_pairs(values))
+        except CodecError as error:
+            raise CliError(
+                f"{name}'s stored configuration (version {current.version_of(name)}) cannot "
+                f"be read: {error}",
+                Exit.ERROR,
+                _UNREADABLE_EFFECT.format(feature=name),
+                kind="codec",
+            ) from error
         if settings().json:
             render.emit_json(render.evaluation_data(evaluation))
             return
@@ -348,7 +419,22 @@ def drift() -> None:
     """Features configured but declared by no App, declared but never configured, and rules
     naming implementations, segments or options no App declares (exit 8 if any)."""
     with session() as current:
-        items = current.admin.drift()
+        unreadable = current.unreadable
+        items = [
+            item
+            for item in current.admin.drift()
+            if not (item.kind == "unconfigured" and item.feature in unreadable)
+        ]
+        items += [
+            Drift(
+                name,
+                "unreadable",
+                f"version {current.version_of(name)} cannot be read: {problem.message}",
+            )
+            for name, problem in sorted(unreadable.items())
+        ]
+        if not items and current.catalog.empty and not current.app.registry.features:
+            current.note_if_empty()
         problems = [item for item in items if item.kind != "unconfigured"]
         if settings().json:
             render.emit_json([item.as_dict() for item in items])
@@ -371,6 +457,8 @@ def catalog() -> None:
     """The declarations each deploy published (identity, last seen, features, segments)."""
     with session() as current:
         published = current.catalog
+        if not published.entries and not published.problems:
+            current.note_if_empty()
         if settings().json:
             render.emit_json(render.catalog_data(published))
             return
@@ -404,6 +492,8 @@ def export(output: str, no_history: bool) -> None:
         document = current.admin.export_backup(history=not no_history)
         text = render_json(document)
         err = console(stderr=True)
+        if not document["features"] and not document["skipped"]:
+            current.note_if_empty()
         if output == "-":
             click.echo(text)
         else:
@@ -436,9 +526,21 @@ def import_(backup: Any, author: str | None, reason: str | None, yes: bool) -> N
     versions and history included, in one atomic step. Into a configured one, every
     feature whose state differs gets a new version with --author and --reason.
     """
-    document = backup.read()
-    with session() as current:
+    if settings().json and not yes:
+        raise _needs_yes()
+    source = getattr(backup, "name", "the backup")
+    try:
+        document = backup.read()
         parsed = parse_backup(document)
+    except (CodecError, UnicodeDecodeError) as error:
+        raise CliError(
+            f"{source} is not a feats backup: {error}",
+            Exit.INVALID,
+            "feats import reads what feats export wrote (a JSON document with "
+            '"format": "feats-backup")',
+            kind="invalid_backup",
+        ) from error
+    with session() as current:
         if not yes:
             click.confirm(
                 f"Restore {len(parsed.features)} feature(s) into namespace {current.namespace!r}?",
@@ -475,8 +577,39 @@ def import_(backup: Any, author: str | None, reason: str | None, yes: bool) -> N
 def _show_plan(plan: Plan, action: str) -> None:
     console_ = out()
     base = plan.version or "never configured"
+    if plan.unreadable:
+        base += ", which cannot be read"
     console_.print(Text(f"{plan.feature}: {action}", style="bold") + Text(f"  (from {base})"))
-    console_.print(render.diff_text(plan.diff))
+    if plan.unreadable and not plan.diff:
+        console_.print(Text("~ configuration: (unreadable) → (no configuration)", style="yellow"))
+    else:
+        console_.print(render.diff_text(plan.diff))
+
+
+def _needs_yes() -> CliError:
+    return CliError(
+        "--json cannot ask for confirmation: add --yes to write without asking",
+        Exit.USAGE,
+        "or leave out --json to see the change and answer the prompt",
+        kind="usage",
+    )
+
+
+_UNREADABLE_EFFECT = (
+    "Apps that held a good state of {feature} keep it; Apps that start now answer its "
+    "default. feats set, rollback or reset on {feature} writes a new version over it."
+)
+
+
+def _warn_unreadable(current: Session) -> None:
+    for name, problem in sorted(current.unreadable.items()):
+        console(stderr=True).print(
+            Text(
+                f"warning: {name}'s current configuration (version {current.version_of(name)}) "
+                f"cannot be read: {problem.message}",
+                style="yellow",
+            )
+        )
 
 
 def _conflict(current: Session, plan: Plan, error: ConflictError) -> CliError:
@@ -517,6 +650,8 @@ def apply_change(
 ) -> None:
     """Preview, show the diff, confirm, write with compare-and-set, report."""
     json_output = settings().json
+    if json_output and not yes:
+        raise _needs_yes()
     with session() as current:
         name = current.feature(feature)
         if callable(edit):
@@ -851,8 +986,9 @@ def _print_change(change: Any, lines: Any) -> None:
 @click.option(
     "--steps",
     default=None,
-    metavar="N|NAMES",
-    help="The first N steps, or a comma list of step names (see --list-steps).",
+    metavar="STEPS",
+    help="N: the first N steps; or a comma list of step numbers, ranges and names, "
+    "e.g. 1-3 or canada,rollback (see --list-steps).",
 )
 @click.option("--list-steps", is_flag=True, help="Show the steps and exit.")
 @click.option("--users", type=int, default=5000, show_default=True, help="Simulated users.")
@@ -863,11 +999,11 @@ def demo(speed: float, steps: str | None, list_steps: bool, users: int, plain: b
     """The payments story live: Canada to premium, roll back, aperture to 5%, 25% and 100%
     of US users, then the priorities experiment, with per-country shares and each change's
     propagation time. In memory unless --redis is given; ends by itself in under a minute."""
-    from .. import _demo
+    from . import _demo
 
     if list_steps:
-        for step in _demo.STEPS:
-            click.echo(f"{step.name:12} {step.title}")
+        for number, step in enumerate(_demo.STEPS, 1):
+            click.echo(f"{number}  {step.name:12} {step.title}")
         return
     if speed <= 0:
         raise CliError("--speed must be more than 0", Exit.USAGE)
@@ -902,27 +1038,36 @@ def demo(speed: float, steps: str | None, list_steps: bool, users: int, plain: b
 )
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def bench(args: tuple[str, ...]) -> None:
-    """Run the benchmark suite (from a source checkout): feats bench [ARGS]..."""
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        found = importlib.util.find_spec("benchmarks.__main__")
-    except (ImportError, ValueError):
-        found = None
-    if found is None:
+    """Run the benchmark suite of a source checkout: feats bench [ARGS]... (--help for its own)."""
+    root = benchmarks_checkout()
+    if root is None:
         console(stderr=True).print(
-            "error: feats bench needs the benchmarks package of a source checkout; run it "
-            "from the repository root (git clone, then `feats bench` or "
-            "`python -m benchmarks`)"
+            "error: feats bench runs the benchmark suite of a source checkout, which an "
+            f"installed package does not include: git clone {REPOSITORY}, then "
+            "pip install -e '.[bench]' and run feats bench (or python -m benchmarks) there"
         )
         raise SystemExit(int(Exit.USAGE))
-    module = importlib.import_module("benchmarks.__main__")
-    entry = getattr(module, "main", None)
-    if entry is None:
-        console(stderr=True).print("error: benchmarks.__main__ has no main(argv)")
-        raise SystemExit(int(Exit.ERROR))
-    code = entry(list(args))
-    raise SystemExit(int(code or 0))
+    # Its own process, from the checkout: python -m finds the benchmarks package there.
+    try:
+        completed = subprocess.run(
+            [sys.executable, "-m", "benchmarks", *args], cwd=root, check=False
+        )
+    except KeyboardInterrupt:  # the suite got the Ctrl-C too, and stopped
+        raise SystemExit(130) from None
+    raise SystemExit(completed.returncode)
+
+
+def benchmarks_checkout() -> Path | None:
+    """The source checkout to benchmark: the working directory if it is one, else the one
+    this feats was installed from in development mode (pip install -e)."""
+    package = Path(__file__).resolve().parents[1]
+    for root in (Path.cwd(), package.parent):
+        if all(
+            (root / part).is_file()
+            for part in ("pyproject.toml", "feats/__init__.py", "benchmarks/__main__.py")
+        ):
+            return root
+    return None
 
 
 cli.add_command(importlib.import_module("feats.web._cli").web)  # the web admin (extra: web)

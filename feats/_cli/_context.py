@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import enum
 import importlib
+import importlib.machinery
+import importlib.util
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -23,27 +25,19 @@ from .._errors import FeatsError, StorageError
 from .._layout import DEFAULT_NAMESPACE, Keys
 from .._state import Change
 from .._storage import RedisStorage
-from .._verbs import resolve_feature
+from .._stored import Loaded, Problem
+from .._verbs import configured_changes, resolve_feature, suggest, unreadable_records
+from ._exit import Exit
+from ._redact import redact
 
 __all__ = ["DEFAULT_REDIS_URL", "CliError", "Exit", "Session", "Settings", "console"]
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+NAMESPACE_SCAN_KEYS = 100_000
+NAMESPACE_SCAN_SECONDS = 2.0
+"""Looking for the namespaces a Redis holds stops after this many keys or seconds."""
 CONNECT_TIMEOUT = 1.0
 """An unreachable Redis is reported after this long, not after the OS gives up."""
-
-
-class Exit(enum.IntEnum):
-    """What ``feats`` exits with; scripts can rely on these."""
-
-    OK = 0
-    ERROR = 1
-    USAGE = 2
-    NOT_FOUND = 3
-    INVALID = 4
-    CONFLICT = 5
-    UNREACHABLE = 6
-    DECLINED = 7
-    DRIFT = 8
 
 
 class CliError(Exception):
@@ -86,10 +80,8 @@ def import_app(path: str) -> Any:
         raise CliError(
             f"--app {path!r}: expected module:attribute, e.g. myapp.feats:app", Exit.USAGE
         )
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
     try:
-        target: Any = importlib.import_module(module_name)
+        target: Any = import_from_cwd(module_name)
     except FeatsError as error:
         raise CliError(
             f"--app {path}: its declarations are invalid: {error}", Exit.USAGE
@@ -115,6 +107,23 @@ def import_app(path: str) -> Any:
     return target
 
 
+def import_from_cwd(module_name: str) -> Any:
+    """``importlib.import_module``, also finding a top-level package in the working
+    directory (where ``feats --app`` is run from) without adding it to ``sys.path``."""
+    top = module_name.partition(".")[0]
+    if top not in sys.modules and importlib.util.find_spec(top) is None:
+        spec = importlib.machinery.PathFinder.find_spec(top, [os.getcwd()])
+        if spec is not None and spec.loader is not None:
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[top] = module
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                del sys.modules[top]
+                raise
+    return importlib.import_module(module_name)
+
+
 def connect(url: str) -> redis.Redis:
     """A client that fails fast: a short connect timeout and no retries."""
     try:
@@ -125,27 +134,13 @@ def connect(url: str) -> redis.Redis:
             retry=Retry(NoBackoff(), 0),
         )
     except ValueError as error:
-        raise CliError(f"--redis {url!r}: {error}", Exit.USAGE) from error
+        raise CliError(f"--redis {redact(url)}: {error}", Exit.USAGE) from error
     try:
         client.ping()
     except (redis.RedisError, OSError) as error:
         client.close()
-        raise CliError(
-            f"cannot reach Redis at {redact(url)}: {error}",
-            Exit.UNREACHABLE,
-            "check --redis or FEATS_REDIS_URL, and that redis-server is running",
-        ) from error
+        raise storage_error(error, url, connecting=True) from error
     return client
-
-
-def redact(url: str) -> str:
-    """The URL without its password."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    credentials, _, host = rest.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user + ':' if user else ''}***@{host}"
 
 
 class Session:
@@ -185,32 +180,127 @@ class Session:
         return self.admin.declarations()
 
     @cached_property
+    def loaded(self) -> Loaded:
+        """The namespace's current records, read once per command."""
+        return self.storage.load()
+
+    @cached_property
     def configurations(self) -> dict[str, Change]:
-        return self.admin.configurations()
+        return configured_changes(self.loaded)
+
+    @cached_property
+    def unreadable(self) -> dict[str, Problem]:
+        """Configured features whose current record cannot be read, and why."""
+        return unreadable_records(self.loaded)
+
+    def version_of(self, feature: str) -> str | None:
+        """The current version of ``feature``, readable or not."""
+        found = self.loaded.records.get(feature)
+        return None if found is None else found[0]
 
     def feature(self, given: str) -> str:
         """The feature an operator means: declared (by --app or the catalog) or configured."""
         own = self.app.registry
         if given in own.features:
             return given
-        if not self.declarations.features and not self.configurations:
+        configured = [*self.configurations, *self.unreadable]
+        if not self.declarations.features and not configured:
             raise CliError(
                 f"unknown feature {given!r}: nothing is declared or configured in namespace "
                 f"{self.namespace!r}",
                 Exit.NOT_FOUND,
+                *self.namespace_hints(),
                 "no App has published a catalog here yet: start your App (it publishes its "
                 "declarations when it starts), or pass --app module:attr",
                 kind="not_found",
             )
-        return resolve_feature(given, self.declarations, self.configurations)
+        return resolve_feature(given, self.declarations, configured)
+
+    def is_empty(self) -> bool:
+        """Nothing of this namespace is in Redis: no configuration, catalog or exposures."""
+        keys = Keys(self.namespace)
+        names = (keys.log, keys.states, keys.versions, keys.epoch, keys.catalog, keys.exposures)
+        return not self.client.exists(*names)
+
+    def namespaces(self) -> list[str]:
+        """The feats namespaces this Redis holds (a bounded scan of its keys)."""
+        found: set[str] = set()
+        deadline = time.monotonic() + NAMESPACE_SCAN_SECONDS
+        for index, key in enumerate(self.client.scan_iter(match="feats:{*}:*", count=1000)):
+            text = key.decode("utf-8", "replace") if isinstance(key, bytes) else str(key)
+            name = text[len("feats:{") :].partition("}:")[0]
+            if name:
+                found.add(name)
+            if index >= NAMESPACE_SCAN_KEYS or time.monotonic() > deadline:
+                break
+        return sorted(found)
+
+    def namespace_hints(self) -> list[str]:
+        """When this namespace holds nothing: the ones that exist, the closest first.
+
+        Best effort: a Redis user that may not run EXISTS or SCAN (an ACL) gets no hints.
+        """
+        try:
+            if not self.is_empty():
+                return []
+            others = [name for name in self.namespaces() if name != self.namespace]
+        except redis.ResponseError:
+            return []
+        if not others:
+            return []
+        close = suggest(self.namespace, others)
+        listing = ", ".join(others[:20]) + (", ..." if len(others) > 20 else "")
+        first = f"did you mean -n {close}? " if close else ""
+        return [f"{first}namespaces in this Redis: {listing}"]
+
+    def note_if_empty(self) -> None:
+        """A namespace that holds nothing while others exist is most likely a typo: say so
+        on stderr (the answer itself, "nothing here", stays what it is)."""
+        for hint in self.namespace_hints():
+            console(stderr=True).print(
+                f"note: namespace {self.namespace!r} holds nothing in this Redis; {hint}"
+            )
 
     def author(self, given: str | None) -> str:
         return given or os.environ.get("FEATS_AUTHOR") or default_author()
 
 
-def storage_error(error: StorageError | redis.RedisError | OSError, url: str) -> CliError:
+def storage_error(
+    error: StorageError | redis.RedisError | OSError, url: str, *, connecting: bool = False
+) -> CliError:
+    """Redis that answered and refused (a permission, a key of the wrong type, a bad
+    password) is an error of its own, exit 1; only Redis that could not be reached is 6."""
+    where = redact(url)
+    if isinstance(error, redis.AuthenticationError):
+        return CliError(
+            f"Redis at {where} refused the credentials: {error}",
+            Exit.ERROR,
+            "check the user and password in --redis or FEATS_REDIS_URL",
+            kind="refused",
+        )
+    refused = isinstance(error, redis.ResponseError) or (
+        isinstance(error, StorageError) and error.reachable
+    )
+    if refused:
+        text = str(error)
+        hints = []
+        cause = error if isinstance(error, redis.RedisError) else error.__cause__
+        if isinstance(cause, redis.exceptions.NoPermissionError) or "NOPERM" in text:
+            text = f"NOPERM: {text}" if "NOPERM" not in text else text
+            hints.append(
+                "the Redis user lacks a permission this command needs: the feats command "
+                "writes configuration, which the README's feats-admin ACL user may do"
+            )
+        elif "WRONGTYPE" in text:
+            hints.append(
+                "a key of this namespace holds the wrong type of value: something other than "
+                "feats wrote it"
+            )
+        return CliError(f"Redis at {where} refused: {text}", Exit.ERROR, *hints, kind="refused")
+    verb = "cannot reach Redis at" if connecting else "Redis at"
     return CliError(
-        f"Redis at {redact(url)} failed: {error}",
+        f"{verb} {where}: {error}" if connecting else f"{verb} {where} failed: {error}",
         Exit.UNREACHABLE,
         "check --redis or FEATS_REDIS_URL, and that redis-server is running",
+        kind="unreachable",
     )

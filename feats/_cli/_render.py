@@ -20,6 +20,7 @@ from .._diff import DiffLine, describe_selector, rule_label
 from .._exposures import ExposureReport
 from .._snapshot import Evaluation
 from .._state import Change, FeatureState
+from .._stored import Problem
 from .._verbs import HistoryEntry
 
 __all__ = [
@@ -134,14 +135,27 @@ def _implementations(declaration: FeatureDeclaration) -> str:
     )
 
 
-def features_table(registry: Registry, configured: Mapping[str, Change], namespace: str) -> Table:
+def _unreadable_text(problem: Problem) -> str:
+    return f"unreadable: {problem.message}"
+
+
+def features_table(
+    registry: Registry,
+    configured: Mapping[str, Change],
+    namespace: str,
+    unreadable: Mapping[str, Problem] | None = None,
+    versions: Mapping[str, str] | None = None,
+) -> Table:
+    """Every feature, declared or configured; ``unreadable`` ones (with their ``versions``)
+    say so instead of looking unconfigured."""
+    unreadable = unreadable or {}
     table = Table(title=f"Features in namespace {namespace!r}", title_justify="left")
     table.add_column("Feature", no_wrap=True)
     table.add_column("Implementations (* default)")
     table.add_column("Configuration")
     table.add_column("Version", no_wrap=True)
     table.add_column("Last change")
-    for name in sorted(set(registry.features) | set(configured)):
+    for name in sorted(set(registry.features) | set(configured) | set(unreadable)):
         declaration = registry.features.get(name)
         change = configured.get(name)
         label = Text(name)
@@ -149,6 +163,15 @@ def features_table(registry: Registry, configured: Mapping[str, Change], namespa
             label.append(" (undeclared)", style="red")
         elif declaration.boolean:
             label.append(" (boolean)", style="dim")
+        if name in unreadable:
+            table.add_row(
+                label,
+                "-" if declaration is None else _implementations(declaration),
+                Text(_unreadable_text(unreadable[name]), style="red"),
+                (versions or {}).get(name, "?"),
+                "-",
+            )
+            continue
         table.add_row(
             label,
             "-" if declaration is None else _implementations(declaration),
@@ -164,11 +187,33 @@ def features_table(registry: Registry, configured: Mapping[str, Change], namespa
     return table
 
 
-def features_data(registry: Registry, configured: Mapping[str, Change]) -> list[dict[str, Any]]:
+def features_data(
+    registry: Registry,
+    configured: Mapping[str, Change],
+    unreadable: Mapping[str, Problem] | None = None,
+    versions: Mapping[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    unreadable = unreadable or {}
     rows = []
-    for name in sorted(set(registry.features) | set(configured)):
+    for name in sorted(set(registry.features) | set(configured) | set(unreadable)):
         declaration = registry.features.get(name)
         change = configured.get(name)
+        if name in unreadable:
+            rows.append(
+                {
+                    "feature": name,
+                    "declared": declaration is not None,
+                    "boolean": None if declaration is None else declaration.boolean,
+                    "default": None if declaration is None else declaration.default,
+                    "implementations": []
+                    if declaration is None
+                    else list(declaration.implementations),
+                    "version": (versions or {}).get(name),
+                    "unreadable": unreadable[name].message,
+                    "summary": _unreadable_text(unreadable[name]),
+                }
+            )
+            continue
         rows.append(
             {
                 "feature": name,
@@ -321,7 +366,7 @@ def evaluation_text(evaluation: Evaluation) -> Text:
 
 def exposures_table(report: ExposureReport) -> list[Table]:
     table = Table(
-        title=f"Exposures of {report.feature}: {report.total} in total",
+        title=f"Exposures of {report.feature}: {report.total:,} in total",
         title_justify="left",
         caption=None
         if report.first is None
@@ -334,7 +379,10 @@ def exposures_table(report: ExposureReport) -> list[Table]:
     table.add_column("Units (est.)", justify="right")
     for item in report.implementations:
         table.add_row(
-            item.implementation, str(item.exposures), f"{item.share * 100:.1f}%", str(item.units)
+            item.implementation,
+            f"{item.exposures:,}",
+            f"{item.share * 100:.1f}%",
+            f"{item.units:,}",
         )
     tables = [table]
     if report.values is not None:
@@ -344,7 +392,7 @@ def exposures_table(report: ExposureReport) -> list[Table]:
         values.add_column("Implementation")
         values.add_column("Exposures", justify="right")
         for value in report.values:
-            values.add_row(value.value, value.implementation, str(value.exposures))
+            values.add_row(value.value, value.implementation, f"{value.exposures:,}")
         tables.append(values)
     return tables
 

@@ -20,7 +20,8 @@ from benchmarks.peers import SCENARIOS
 from benchmarks.report import compute_targets, load_baseline, load_results
 from benchmarks.report import main as redraw
 
-pytestmark = pytest.mark.slow
+# A whole (tiny) run of the suite: more than the per-test timeout on a loaded machine.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 TINY = [
     "--quick",

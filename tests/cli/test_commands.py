@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -48,7 +50,7 @@ def test_show_has_docstrings_segments_and_rules(serving: Serving, run: Run) -> N
     data = json_of(run("show", "paymentprocessor", "--json"))
     assert data["feature"] == "PaymentProcessor"
     assert [segment["name"] for segment in data["segments"]] == ["Country", "UserId"]
-    assert data["inputs"] == ["PremiumUser"]
+    assert data["inputs"] == ["User"]
     assert data["current"] is None
 
 
@@ -551,28 +553,94 @@ def test_python_dash_m_feats(redis_url: str, namespace: str, serving: Serving) -
     }
 
 
-def test_bench_forwards_to_the_benchmarks_package(
-    monkeypatch: pytest.MonkeyPatch, run: Run
+def _feats(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("FEATS_")}
+    environment.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "feats", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=environment,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("where", ["checkout", "elsewhere"])
+def test_bench_runs_the_checkouts_suite_in_its_own_process(where: str, tmp_path: Path) -> None:
+    # From the checkout, or from anywhere with feats installed from it (pip install -e).
+    result = _feats("bench", "--help", cwd=ROOT if where == "checkout" else tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "usage: python -m benchmarks" in result.stdout
+    assert "--quick" in result.stdout
+
+
+def test_bench_from_an_installed_package_says_what_to_do(tmp_path: Path) -> None:
+    # An installed package: feats alone in a site directory, no checkout around it.
+    site = tmp_path / "site"
+    shutil.copytree(ROOT / "feats", site / "feats", ignore=shutil.ignore_patterns("__pycache__"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    located = _feats("--version", cwd=elsewhere, PYTHONPATH=str(site))
+    assert located.returncode == 0, located.stderr
+    where = subprocess.run(
+        [sys.executable, "-c", "import feats; print(feats.__file__)"],
+        capture_output=True,
+        text=True,
+        cwd=elsewhere,
+        env={**os.environ, "PYTHONPATH": str(site)},
+        check=True,
+    )
+    assert where.stdout.strip() == str(site / "feats" / "__init__.py")
+
+    result = _feats("bench", "--quick", cwd=elsewhere, PYTHONPATH=str(site))
+    assert result.returncode == Exit.USAGE, result.stderr
+    assert "feats bench runs the benchmark suite of a source checkout" in result.stderr
+    assert "git clone https://github.com/feats-dev/feats" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (elsewhere / "benchmarks").exists()
+
+
+def test_app_imports_a_package_from_the_working_directory(
+    tmp_path: Path, redis_url: str, namespace: str
 ) -> None:
-    import types
+    """The seed's layout (myapp/feats.py), run from the project's directory by the console
+    script, whose sys.path does not include it: found without editing sys.path."""
+    package = tmp_path / "myshop"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "feats.py").write_text(
+        "import feats\n"
+        "from feats._cli._shop import declare\n"
+        "app = feats.App()\n"
+        "declare(app, ('Country', 'UserId', 'PaymentProcessor'))\n"
+    )
+    script = Path(sys.executable).with_name("feats")
+    result = subprocess.run(
+        [
+            str(script),
+            "--redis",
+            redis_url,
+            "-n",
+            namespace,
+            "--app",
+            "myshop.feats:app",
+            "list",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if not k.startswith("FEATS_")},
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert [row["feature"] for row in json.loads(result.stdout)] == ["PaymentProcessor"]
 
-    calls: list[list[str]] = []
-    module = types.ModuleType("benchmarks.__main__")
 
-    def fake_main(argv: list[str]) -> int:
-        calls.append(argv)
-        return 0
-
-    module.main = fake_main  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "benchmarks.__main__", module)
-    monkeypatch.setattr("importlib.util.find_spec", lambda name: object())
-    result = run("bench", "--quick", "evaluation")
-    assert result.exit_code == 0, result.output
-    assert calls == [["--quick", "evaluation"]]
-
-
-def test_bench_outside_a_checkout_says_so(monkeypatch: pytest.MonkeyPatch, run: Run) -> None:
-    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
-    result = run("bench")
-    assert result.exit_code == Exit.USAGE
-    assert "source checkout" in result.stderr
+def test_the_cli_never_edits_sys_path() -> None:
+    edits = re.compile(r"sys\.path\s*(\.(insert|append|extend|remove)|\[|[+]?=)")
+    for source in (ROOT / "feats").rglob("*.py"):
+        assert not edits.search(source.read_text()), source

@@ -11,6 +11,7 @@ from typing import Any
 from click.testing import CliRunner
 
 from feats._cli import Exit, cli
+from feats._cli._demo import choose_steps
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -72,12 +73,34 @@ def test_the_demo_without_a_terminal_prints_plain_snapshots() -> None:
 
 def test_demo_steps_can_be_chosen() -> None:
     listing = _demo("--list-steps").stdout
-    assert "aperture25" in listing
+    assert "5  aperture25" in listing
     data = json.loads(_demo("--steps", "2", "--json").stdout)
     assert [step["name"] for step in data["steps"]] == ["start", "canada"]
     bad = CliRunner().invoke(cli, ["demo", "--steps", "canadaa"])
     assert bad.exit_code == Exit.USAGE
     assert "unknown step 'canadaa'" in bad.stderr
+
+
+def test_demo_steps_as_the_readme_writes_them() -> None:
+    # README: "--speed 4 and --steps 1-3 shorten it".
+    data = json.loads(_demo("--steps", "1-3", "--json").stdout)
+    assert [step["name"] for step in data["steps"]] == ["start", "canada", "rollback"]
+    assert [step.name for step in choose_steps("4-5,priorities")] == [
+        "aperture5",
+        "aperture25",
+        "priorities",
+    ]
+    assert [step.name for step in choose_steps("1,3")] == ["start", "rollback"]
+    for spec, message in (
+        ("3-1", "'3-1' goes backwards"),
+        ("0", "a step number from 1 to 7, got 0"),
+        ("1-9", "a step number from 1 to 7, got 9"),
+        ("1-x", "unknown step '1-x'"),
+    ):
+        bad = CliRunner().invoke(cli, ["demo", "--steps", spec])
+        assert bad.exit_code == Exit.USAGE, (spec, bad.output)
+        assert message in bad.stderr, (spec, bad.stderr)
+        assert "Traceback" not in bad.output
 
 
 def test_python_dash_m_feats_demo() -> None:

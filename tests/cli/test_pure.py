@@ -10,20 +10,14 @@ import pytest
 import feats
 import feats.aio
 from feats._catalog import Catalog, CatalogPublisher, decode_entry, encode_entry, find_drift
+from feats._cli._parsing import parse_weights
 from feats._diff import diff_states, moves
 from feats._errors import CodecError, ConfigurationError, NotFoundError
 from feats._exposures import ExposureCounter, HyperLogLog, SpaceSaving
 from feats._stored import RawEntry
-from feats._verbs import (
-    Route,
-    SetRollout,
-    make_plan,
-    parse_weights,
-    resolve_name,
-    suggest,
-)
+from feats._verbs import Route, SetRollout, make_plan, resolve_name, suggest
 
-from ._shop import declare
+from ._shop import User, declare
 
 
 def _registry() -> feats.App:
@@ -69,11 +63,33 @@ def test_the_catalog_round_trips_without_the_code() -> None:
     assert list(entry.features) == ["PaymentProcessor", "AllowedPriorities", "ImageProcessing"]
     assert entry.segments["Country"].options == ("US", "CA", "GB", "DE", "MX")
     registry = Catalog.from_raw({identity: text}).registry()
-    # PaymentProcessor takes a PremiumUser; Country and UserId read its base class User.
     assert [s.name for s in registry.valid_segments("PaymentProcessor")] == ["Country", "UserId"]
     assert registry.features["ImageProcessing"].boolean
     with pytest.raises(NotFoundError):
         registry.features["PaymentProcessor"].implementations["acme"].function()
+
+
+class PremiumUser(User):
+    """A subclass: segments reading User must read it, also without the code."""
+
+
+def test_segments_reading_a_base_class_can_segment_through_the_catalog() -> None:
+    app = feats.App()
+
+    @app.segment
+    class Country:
+        def user(self, user: User) -> str:
+            return user.country
+
+    @app.feature
+    class Lounge:
+        @app.default
+        def closed(self, user: PremiumUser) -> str:
+            return "closed"
+
+    identity, text = encode_entry(app.registry, seen=1.0, host="h", pid=1)
+    registry = Catalog.from_raw({identity: text}).registry()
+    assert [s.name for s in registry.valid_segments("Lounge")] == ["Country"]
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""What the fault scenarios share: a tiny model, Apps wired to a server, evaluation probes.
+"""What the fault scenarios share: the shop's Checkout, Apps wired to a server, evaluation probes.
 
 Every scenario follows one shape: an App follows a namespace while a probe evaluates it
 without pause; a fault is injected; the probe must see no exception and the last good
@@ -25,6 +25,8 @@ from redis.backoff import ExponentialBackoff
 import feats
 import feats.aio
 from feats._base import AppBase
+from feats._cli._shop import User as User
+from feats._cli._shop import declare as declare_shop
 from feats._handles import FeatureHandleBase, SegmentHandle
 
 F = TypeVar("F", bound=FeatureHandleBase)
@@ -37,12 +39,7 @@ RECOVERY_BOUND = 15.0
 """Seconds within which the next change must reach an App after a fault ends (generous: the
 measured figures, printed at the end of the run, are what the README quotes)."""
 IMPLEMENTATIONS = ("express", "oneclick", "classic")
-
-
-@dataclass(frozen=True)
-class User:
-    id: int
-    country: str
+COUNTRIES = ("CA", "US", "GB")
 
 
 CANADIAN = User(7, "CA")
@@ -62,33 +59,10 @@ AioModel = Model[feats.aio.App, feats.aio.Feature]
 
 
 def declare(app: AppBase[F, B]) -> tuple[F, SegmentHandle, SegmentHandle]:
-    """A Country and a UserId segment, and Checkout with three implementations."""
-
-    class Country:
-        OPTIONS = ("CA", "US", "GB")
-
-        def user(self, user: User) -> str:
-            return user.country
-
-    class UserId:
-        def user(self, user: User) -> str:
-            return str(user.id)
-
-    class Checkout:
-        @app.default
-        def classic(self, user: User) -> str:
-            return "classic"
-
-        def express(self, user: User) -> str:
-            return "express"
-
-        def oneclick(self, user: User) -> str:
-            return "oneclick"
-
-    country = app.segment(Country)
-    user_id = app.segment(UserId)
-    checkout = app.feature(Checkout)
-    return checkout, country, user_id
+    """A Country and a UserId segment, and Checkout with three implementations: the shop's
+    (feats/_cli/_shop.py), Country's OPTIONS being CA, US and GB."""
+    shop = declare_shop(app, ("Country", "UserId", "Checkout"), country_options=COUNTRIES)
+    return shop.Checkout, shop.Country, shop.UserId
 
 
 def canada_gets(implementation: str) -> feats.FeatureState:
@@ -114,14 +88,36 @@ def _careful(kwargs: dict[str, Any], retry: Any) -> dict[str, Any]:
     }
 
 
+_clients: list[redis.Redis | redis.asyncio.Redis] = []
+"""Every client the helpers below made during the current test: ``close_clients`` closes
+them when it ends (a socket left to the garbage collector is a ResourceWarning, an error)."""
+
+
 def sync_client(url: str, **kwargs: Any) -> redis.Redis:
     retry = redis.retry.Retry(ExponentialBackoff(cap=0.5, base=0.05), 3)
-    return redis.Redis.from_url(url, **_careful(kwargs, retry))
+    client = redis.Redis.from_url(url, **_careful(kwargs, retry))
+    _clients.append(client)
+    return client
 
 
 def async_client(url: str, **kwargs: Any) -> redis.asyncio.Redis:
     retry = redis.asyncio.retry.Retry(ExponentialBackoff(cap=0.5, base=0.05), 3)
-    return redis.asyncio.Redis.from_url(url, **_careful(kwargs, retry))
+    client = redis.asyncio.Redis.from_url(url, **_careful(kwargs, retry))
+    _clients.append(client)
+    return client
+
+
+async def close_clients() -> None:
+    """Close the clients this test made, on the event loop the fixture runs on."""
+    while _clients:
+        client = _clients.pop()
+        if isinstance(client, redis.asyncio.Redis):
+            # One used on another loop (a thread's) cannot be closed from this one: that
+            # loop's own aclose() was the test's job.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.aclose(), 5)
+        else:
+            client.close()
 
 
 def sync_app(

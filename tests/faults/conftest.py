@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
 from tests.servers import FaultProxy, RedisServer, redis_server_available
+
+from ._model import close_clients
 
 Measure = Callable[[str, float | int | str], None]
 
@@ -70,6 +72,13 @@ def server() -> Iterator[RedisServer]:
     """A redis-server of this test's own, without persistence."""
     with RedisServer(name="faults") as srv:
         yield srv
+
+
+@pytest.fixture(autouse=True)
+async def _close_clients() -> AsyncIterator[None]:
+    """The clients a scenario made (sync_client, async_client) are closed when it ends."""
+    yield
+    await close_clients()
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 import redis
 
 import feats
@@ -189,6 +190,8 @@ def write_until_acknowledged(writer: SyncModel, n: int, deadline: float) -> str:
             time.sleep(0.05)
 
 
+# The per-test timeout would cut a longer soak short: it gets its length and some more.
+@pytest.mark.timeout(SOAK_SECONDS + 120)
 def test_chaos_soak(namespace: str, measure: Measure, capsys: Any) -> None:
     seed = int(os.environ.get("FEATS_SOAK_SEED", str(time.time_ns() % 1_000_000)))
     rng = random.Random(seed)

@@ -407,7 +407,7 @@ def test_a_raising_segment_is_logged_by_type_and_a_masked_message(
     app.segment(Email)
     with app:
         app.admin.set_state(
-            Mailer,
+            "Mailer",
             feats.FeatureState(rules={None: feats.Rollout("Email", {"weekly": 1})}),
             author="t",
             reason="",

@@ -1,98 +1,41 @@
-"""The seed's shop declarations for the integration tests, on any App, with typed handles.
-
-The decorators are called as functions (``app.feature(cls)``) so that mypy sees the handle
-types: it ignores what a class decorator returns.
-"""
+"""The integration tests' view of the shared shop (feats/_cli/_shop.py): Country and
+UserId, PaymentProcessor, AllowedPriorities and the ImageProcessing kill switch, with
+typed handles; and the states and stream readers these tests share."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import feats
 from feats._base import AppBase
+from feats._cli._shop import Address, Shop, User, user
+from feats._cli._shop import declare as declare_shop
 from feats._exposures import exposures_in
-from feats._handles import FeatureHandleBase, SegmentHandle
+from feats._handles import FeatureHandleBase
 from feats._stored import RawEntry
+
+__all__ = [
+    "Address",
+    "Exposure",
+    "Shop",
+    "User",
+    "canada_premium",
+    "declare",
+    "decode_exposures",
+    "rollout_and_experiment",
+    "user",
+    "wait_for_catalog",
+]
 
 F = TypeVar("F", bound=FeatureHandleBase)
 B = TypeVar("B", bound=FeatureHandleBase)
 
-
-@dataclass(frozen=True)
-class Address:
-    country_code: str
-
-
-@dataclass(frozen=True)
-class User:
-    id: int
-    address: Address
-
-
-def user(id: int, country: str = "US") -> User:
-    return User(id, Address(country))
-
-
-@dataclass(frozen=True)
-class Shop(Generic[F, B]):
-    """The handles ``declare`` returns."""
-
-    Country: SegmentHandle
-    UserId: SegmentHandle
-    PaymentProcessor: F
-    AllowedPriorities: F
-    ImageProcessing: B
+PARTS = ("Country", "UserId", "PaymentProcessor", "AllowedPriorities", "ImageProcessing")
 
 
 def declare(app: AppBase[F, B]) -> Shop[F, B]:
     """Declare the seed's segments and features on ``app``."""
-
-    class Country:
-        """The ISO-3166 2 char country code of the object"""
-
-        def user(self, user: User) -> str:
-            return user.address.country_code
-
-    class UserId:
-        def user(self, user: User) -> str:
-            return str(user.id)
-
-    class PaymentProcessor:
-        @app.default
-        def acme(self, user: User) -> str:
-            """2% + $0.30 / Transaction"""
-            return "acme"
-
-        def premium(self, user: User) -> str:
-            """4% + $0.50 / Transaction"""
-            return "premium"
-
-        def aperture(self, user: User) -> str:
-            """1% + $0.00 / Transaction"""
-            return "aperture"
-
-    class AllowedPriorities:
-        @app.default
-        def no_priority(self, user: User) -> list[str]:
-            return []
-
-        def two_priorities(self, user: User) -> list[str]:
-            return ["Important", "Normal"]
-
-        def three_priorities(self, user: User) -> list[str]:
-            return ["Important", "Normal", "Unimportant"]
-
-    def ImageProcessing(user: User) -> bool:
-        return True
-
-    return Shop(
-        Country=app.segment(Country),
-        UserId=app.segment(UserId),
-        PaymentProcessor=app.feature(PaymentProcessor),
-        AllowedPriorities=app.feature(AllowedPriorities),
-        ImageProcessing=app.boolean(ImageProcessing),
-    )
+    return declare_shop(app, PARTS, country_options=None)
 
 
 def canada_premium(shop: Shop[Any, Any]) -> feats.FeatureState:

@@ -28,36 +28,41 @@ async def test_twenty_aio_writers_with_the_same_expected_version(
     clients = [redis.asyncio.Redis.from_url(redis_url) for _ in range(WRITERS)]
     apps = [feats.aio.App(storage=feats.aio.RedisStorage(c, namespace)) for c in clients]
     shops = [declare(app) for app in apps]
-    base = await apps[0].admin.set_state(
-        shops[0].PaymentProcessor, None, author="setup", reason="base"
-    )
-
-    async def write(index: int) -> str:
-        state = feats.FeatureState(
-            segments=[shops[index].Country],
-            rules={(f"C{index}",): feats.Static("premium"), None: feats.Static("acme")},
-        )
-        return await apps[index].admin.set_state(
-            shops[index].PaymentProcessor,
-            state,
-            author=f"writer-{index}",
-            reason="race",
-            expected_version=base,
+    try:
+        base = await apps[0].admin.set_state(
+            shops[0].PaymentProcessor,
+            feats.FeatureState(rules={None: feats.Static("acme")}),
+            author="setup",
+            reason="base",
         )
 
-    results = await asyncio.gather(*(write(i) for i in range(WRITERS)), return_exceptions=True)
-    won = [r for r in results if isinstance(r, str)]
-    lost = [r for r in results if isinstance(r, feats.ConflictError)]
-    assert len(won) == 1, results
-    assert len(lost) == WRITERS - 1, results
-    history = await apps[0].admin.history(shops[0].PaymentProcessor)
-    assert [change.version for change in history] == [base, won[0]]
-    winner = history[-1].author
-    assert (await apps[0].admin.get_state("PaymentProcessor")) == history[-1].state
-    assert all(error.current in (None, won[0]) for error in lost)
-    assert winner.startswith("writer-")
-    for client in clients:
-        await client.aclose()
+        async def write(index: int) -> str:
+            state = feats.FeatureState(
+                segments=[shops[index].Country],
+                rules={(f"C{index}",): feats.Static("premium"), None: feats.Static("acme")},
+            )
+            return await apps[index].admin.set_state(
+                shops[index].PaymentProcessor,
+                state,
+                author=f"writer-{index}",
+                reason="race",
+                expected_version=base,
+            )
+
+        results = await asyncio.gather(*(write(i) for i in range(WRITERS)), return_exceptions=True)
+        won = [r for r in results if isinstance(r, str)]
+        lost = [r for r in results if isinstance(r, feats.ConflictError)]
+        assert len(won) == 1, results
+        assert len(lost) == WRITERS - 1, results
+        history = await apps[0].admin.history(shops[0].PaymentProcessor)
+        assert [change.version for change in history] == [base, won[0]]
+        winner = history[-1].author
+        assert (await apps[0].admin.get_state("PaymentProcessor")) == history[-1].state
+        assert all(error.current in (None, won[0]) for error in lost)
+        assert winner.startswith("writer-")
+    finally:
+        for client in clients:
+            await client.aclose()
 
 
 async def test_the_lua_script_itself_admits_one_of_twenty(redis_url: str, namespace: str) -> None:

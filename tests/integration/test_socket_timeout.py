@@ -71,7 +71,8 @@ async def test_aio_app_with_a_short_socket_timeout(own_redis: RedisServer) -> No
         version = await app.admin.set_state(
             shop.PaymentProcessor, canada_premium(shop), author="t", reason="prompt"
         )
-        other = feats.aio.App(storage=feats.aio.RedisStorage(own_redis.async_client(), "timeouts"))
+        other_client = own_redis.async_client()
+        other = feats.aio.App(storage=feats.aio.RedisStorage(other_client, "timeouts"))
         follower = declare(other)
         async with other:
             started = time.perf_counter()
@@ -84,6 +85,7 @@ async def test_aio_app_with_a_short_socket_timeout(own_redis: RedisServer) -> No
         assert app.version == second != version
         assert app.status.live and app.status.skipped == 0
         assert await other.storage.read_exposures("0-0", 1) == []
+    await other_client.aclose()
     await client.aclose()
 
 
@@ -101,7 +103,8 @@ def test_sync_app_with_a_short_socket_timeout(own_redis: RedisServer) -> None:
         assert status.live and status.error is None, status
         assert monitor.connections_received() == connections
         monitor.close()
-        writer = feats.App(storage=feats.RedisStorage(own_redis.client(), "timeouts"))
+        writer_client = own_redis.client()
+        writer = feats.App(storage=feats.RedisStorage(writer_client, "timeouts"))
         started = time.perf_counter()
         version = writer.admin.set_state(
             declare(writer).PaymentProcessor, canada_premium(shop), author="t", reason="prompt"
@@ -110,4 +113,5 @@ def test_sync_app_with_a_short_socket_timeout(own_redis: RedisServer) -> None:
         assert time.perf_counter() - started < 1
         assert shop.PaymentProcessor.find_implementation(user(2, "CA")) == "premium"
         assert app.status.live
+        writer_client.close()
     client.close()

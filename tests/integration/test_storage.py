@@ -104,10 +104,14 @@ def test_sync_admin_and_a_following_app(redis_url: str, namespace: str, decode: 
         )
         reader.wait_for_version(second, timeout=5)
         assert not follower.ImageProcessing.is_enabled(american)
-        back = admin.rollback(shop.PaymentProcessor, first, author="ann", reason="same again")
+        # A rollback to the state it has changes nothing, so it writes nothing.
+        same = admin.rollback(shop.PaymentProcessor, first, author="ann", reason="same again")
+        assert same == first
+        reset = admin.set_state(shop.PaymentProcessor, None, author="ann", reason="reset")
+        back = admin.rollback(shop.PaymentProcessor, first, author="ann", reason="back again")
         reader.wait_for_version(back, timeout=5)
         history = admin.history(shop.PaymentProcessor)
-        assert [change.version for change in history] == [first, back]
+        assert [change.version for change in history] == [first, reset, back]
         assert reader.admin.history(follower.PaymentProcessor) == history
         assert admin.get_state(shop.PaymentProcessor) == canada_premium(shop)
         assert follower.PaymentProcessor.explain(canadian).version == back

@@ -1,48 +1,39 @@
-"""The seed README's business objects and declarations, shared by the unit tests.
+"""The unit tests' view of the shared shop (feats/_cli/_shop.py): the seed's segments
+exactly as the seed declares them (Country without OPTIONS, UserDevice reading only the
+request) and PaymentProcessor, made anew for every App."""
 
-Declarations are made inside functions that take the App, so every test gets fresh
-handles on an App of its own; the classes keep the seed's names because feats names
-features and implementations after them.
-"""
-
-from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import feats
 import feats.aio
+from feats._base import AppBase
+from feats._cli._shop import (
+    AcmeProcessor,
+    Address,
+    ApertureProcessor,
+    PremiumProcessor,
+    Request,
+    User,
+    declare,
+    payment_processor_class,
+    user,
+)
 
-
-@dataclass(frozen=True)
-class Address:
-    country_code: str
-    subdivision_code: str
-
-
-@dataclass(frozen=True)
-class User:
-    id: int
-    address: Address
-    language: str = "en"
-
-
-Request = dict[str, str]
-"""The seed's request objects are mappings (``request['device']``)."""
-
-
-def user(id: int, country: str = "US", subdivision: str = "WA") -> User:
-    return User(id, Address(country, subdivision))
-
-
-class AcmeProcessor:
-    pass
-
-
-class PremiumProcessor:
-    pass
-
-
-class ApertureProcessor:
-    pass
+__all__ = [
+    "AcmeProcessor",
+    "Address",
+    "ApertureProcessor",
+    "PremiumProcessor",
+    "Request",
+    "Segments",
+    "User",
+    "declare_payments",
+    "declare_payments_aio",
+    "declare_segments",
+    "payment_processor_class",
+    "payments_state",
+    "user",
+]
 
 
 class Segments(NamedTuple):
@@ -54,63 +45,14 @@ class Segments(NamedTuple):
 
 def declare_segments(app: feats.App | feats.aio.App) -> Segments:
     """Country, Subdivision, UserId and UserDevice exactly as the seed declares them."""
-
-    class Country:
-        """The ISO-3166 2 char country code of the object"""
-
-        def user(self, user: User) -> str:
-            return self.address(user.address)
-
-        def address(self, address: Address) -> str:
-            return address.country_code
-
-    class Subdivision:
-        """The ISO 3166-2 Subdivision Code, e.g US-WA"""
-
-        def user(self, user: User) -> str:
-            return self.address(user.address)
-
-        def address(self, address: Address) -> str:
-            return f"{address.country_code}-{address.subdivision_code}"
-
-    class UserId:
-        def user(self, user: User) -> str:
-            return str(user.id)
-
-    class UserDevice:
-        """The user device data from the Request, e.g "ios" """
-
-        OPTIONS = ["ios", "android"]  # noqa: RUF012  (a list, as the seed writes it)
-
-        def request(self, request: Request) -> str:
-            return request["device"]
-
-    return Segments(
-        app.segment(Country),
-        app.segment(Subdivision),
-        app.segment(UserId),
-        app.segment(UserDevice),
+    base: AppBase[Any, Any] = app
+    shop = declare(
+        base,
+        ("Country", "Subdivision", "UserId", "UserDevice"),
+        country_options=None,
+        device_reads_user=False,
     )
-
-
-def payment_processor_class() -> type:
-    """A fresh copy of the seed's PaymentProcessor (with aperture), as the seed declares it."""
-
-    class PaymentProcessor:
-        @feats.App.default
-        def acme(self, user: User) -> AcmeProcessor:
-            """2% + $0.30 / Transaction"""
-            return AcmeProcessor()
-
-        def premium(self, user: User) -> PremiumProcessor:
-            """4% + $0.50 / Transaction"""
-            return PremiumProcessor()
-
-        def aperture(self, user: User) -> ApertureProcessor:
-            """1% + $0.00 / Transaction"""
-            return ApertureProcessor()
-
-    return PaymentProcessor
+    return Segments(shop.Country, shop.Subdivision, shop.UserId, shop.UserDevice)
 
 
 def declare_payments(app: feats.App) -> feats.Feature:

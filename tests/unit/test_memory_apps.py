@@ -125,6 +125,7 @@ def test_rollback_writes_a_new_version_equal_to_the_old(peers: tuple[Peer, Peer]
 
 def test_rollback_to_a_reset(peers: tuple[Peer, Peer]) -> None:
     one, _ = peers
+    one.app.admin.set_state(one.processor, APERTURE, author="ana", reason="aperture")
     reset = one.app.admin.set_state(one.processor, None, author="ana", reason="reset")
     one.app.admin.set_state(one.processor, PREMIUM, author="ana", reason="premium")
     one.app.admin.rollback(one.processor, reset, author="ana", reason="undo")

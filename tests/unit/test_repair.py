@@ -3,7 +3,7 @@
 import pytest
 
 import feats
-from feats._verbs import parse_weights
+from feats._cli._parsing import parse_weights
 from tests.unit._models import User, declare_segments, payment_processor_class
 
 

@@ -113,7 +113,12 @@ def test_an_unstorable_record_is_a_codec_error_on_write() -> None:
     declare_segments(app)
     processor = declare_payments(app)
     with pytest.raises(feats.CodecError, match="cannot be stored"):
-        app.admin.set_state(processor, None, author="\ud800", reason="")
+        app.admin.set_state(
+            processor,
+            feats.FeatureState(rules={None: feats.Static("premium")}),
+            author="\ud800",
+            reason="",
+        )
 
 
 def test_weights_over_the_bound_are_refused_on_write() -> None:

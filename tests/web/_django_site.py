@@ -15,7 +15,7 @@ import threading
 from importlib import import_module
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import redis.asyncio
@@ -64,7 +64,7 @@ def staff(request: Any) -> feats.web.Principal | None:
 
     store = import_module(settings.SESSION_ENGINE).SessionStore
     session = store(request.cookies.get(settings.SESSION_COOKIE_NAME))
-    user = get_user(SimpleNamespace(session=session))  # Django's own checks
+    user: Any = get_user(cast(Any, SimpleNamespace(session=session)))  # Django's own checks
     if not (user.is_active and user.is_staff):
         return None
     role: feats.web.Role = "editor" if user.has_perm("feats.change_configuration") else "viewer"
@@ -119,7 +119,7 @@ def configure(directory: Path) -> None:
     call_command("migrate", verbosity=0, interactive=False)
     from django.contrib.auth import get_user_model
 
-    users = get_user_model().objects
+    users: Any = get_user_model().objects
     users.create_superuser("alice", "alice@example.com", PASSWORD)
     users.create_user("victor", "victor@example.com", PASSWORD, is_staff=True)
     users.create_user("mallory", "mallory@example.com", PASSWORD)

@@ -22,76 +22,19 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from ._stored import version_at_least
-from .aio import App, MemoryStorage, RedisStorage, Storage
+from .._stored import version_at_least
+from ..aio import App, MemoryStorage, RedisStorage, Storage
+from ._shop import User, declare
 
-__all__ = ["COUNTRIES", "STEPS", "Step", "Story", "User", "choose_steps", "run"]
+__all__ = ["COUNTRIES", "STEPS", "Step", "Story", "choose_steps", "run"]
 
 COUNTRIES: tuple[tuple[str, int], ...] = (("US", 8), ("CA", 4), ("GB", 3), ("DE", 3), ("MX", 2))
 """Countries of the simulated users and their relative sizes."""
 PROCESSORS = ("acme", "premium", "aperture")
 PRIORITIES = ("no_priority", "two_priorities", "three_priorities")
 AUTHOR = "feats-demo"
-
-
-@dataclass(frozen=True)
-class User:
-    """A simulated user: an id and the country of their address."""
-
-    id: int
-    country: str
-
-
-def declare(app: App) -> tuple[Any, Any]:
-    """The seed README's declarations on ``app``: PaymentProcessor, AllowedPriorities and the
-    Country and UserId segments."""
-
-    @app.segment
-    class Country:
-        """The ISO-3166 2 char country code of the user."""
-
-        def user(self, user: User) -> str:
-            return user.country
-
-    @app.segment
-    class UserId:
-        """The user's id: the unit of rollouts and experiments."""
-
-        def user(self, user: User) -> str:
-            return str(user.id)
-
-    @app.feature
-    class PaymentProcessor:
-        """Which payment provider charges this user's card."""
-
-        @app.default
-        def acme(self, user: User) -> str:
-            """2% + $0.30 / Transaction"""
-            return "acme"
-
-        def premium(self, user: User) -> str:
-            """4% + $0.50 / Transaction"""
-            return "premium"
-
-        def aperture(self, user: User) -> str:
-            """1% + $0.00 / Transaction"""
-            return "aperture"
-
-    @app.feature
-    class AllowedPriorities:
-        """How many priority levels a TODO item can have."""
-
-        @app.default
-        def no_priority(self, user: User) -> list[str]:
-            return []
-
-        def two_priorities(self, user: User) -> list[str]:
-            return ["Important", "Normal"]
-
-        def three_priorities(self, user: User) -> list[str]:
-            return ["Important", "Normal", "Unimportant"]
-
-    return PaymentProcessor, AllowedPriorities
+PARTS = ("Country", "UserId", "PaymentProcessor", "AllowedPriorities")
+"""What the serving App declares of the shop (feats/_cli/_shop.py)."""
 
 
 def population(size: int) -> list[User]:
@@ -130,7 +73,8 @@ class Story:
         self.serving = serving
         self.operator = operator
         self.users = users
-        self.payment, self.priorities = declare(serving)
+        shop = declare(serving, PARTS)
+        self.payment, self.priorities = shop.PaymentProcessor, shop.AllowedPriorities
         self.processor = ["acme"] * len(users)
         self.priority = ["no_priority"] * len(users)
         self.sweeps = 0
@@ -379,22 +323,38 @@ STEPS: tuple[Step, ...] = (
 
 
 def choose_steps(spec: str | None) -> tuple[Step, ...]:
-    """All steps, the first N, or named ones (``canada,rollback``); ValueError otherwise."""
+    """All steps; ``N``: the first N; else a comma list of step names, numbers and ranges
+    (``1-3``, ``canada,rollback``, ``4-6,priorities``). ValueError otherwise."""
     if spec is None or not spec.strip():
         return STEPS
     spec = spec.strip()
     if spec.isdigit():
-        count = int(spec)
-        if not 1 <= count <= len(STEPS):
-            raise ValueError(f"--steps: a number from 1 to {len(STEPS)}, got {count}")
-        return STEPS[:count]
+        return STEPS[: _step_number(spec)]
     by_name = {step.name: step for step in STEPS}
-    chosen = []
-    for name in (part.strip() for part in spec.split(",")):
-        if name not in by_name:
-            raise ValueError(f"--steps: unknown step {name!r} (steps: {', '.join(by_name)})")
-        chosen.append(by_name[name])
+    chosen: list[Step] = []
+    for part in (part.strip() for part in spec.split(",")):
+        first, dash, last = part.partition("-")
+        if part.isdigit():
+            chosen.append(STEPS[_step_number(part) - 1])
+        elif dash and first.strip().isdigit() and last.strip().isdigit():
+            start, end = _step_number(first), _step_number(last)
+            if start > end:
+                raise ValueError(f"--steps: {part!r} goes backwards (write {end}-{start})")
+            chosen.extend(STEPS[start - 1 : end])
+        elif part in by_name:
+            chosen.append(by_name[part])
+        else:
+            raise ValueError(
+                f"--steps: unknown step {part!r} (steps: 1-{len(STEPS)} or {', '.join(by_name)})"
+            )
     return tuple(chosen)
+
+
+def _step_number(text: str) -> int:
+    number = int(text)
+    if not 1 <= number <= len(STEPS):
+        raise ValueError(f"--steps: a step number from 1 to {len(STEPS)}, got {number}")
+    return number
 
 
 # -- rendering ---------------------------------------------------------------------------
