@@ -8,6 +8,9 @@ from feats/aio/_storage.py, imports them from here.
 from __future__ import annotations
 
 import contextlib
+import socket
+import ssl
+import struct
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -209,6 +212,26 @@ def follower_storage(
 
     own, owned = (tail_redis, True) if tail_redis is not None else tail_client(client, block_ms)
     return RedisStorage(own, namespace, block_ms=block_ms, owned=owned)
+
+
+def block_in_one_call(connection: Any) -> None:
+    """Make the tail's held connection wait for a reply in one blocking call.
+
+    A socket with a Python timeout waits in poll() and then reads, each call giving up the
+    interpreter and taking it back: behind a busy event loop every taking back can wait a
+    whole switch interval (5 ms), so a change would wait twice. The kernel's receive
+    timeout (SO_RCVTIMEO) still notices a black-holed connection: the read fails, and the
+    tail reconnects.
+    """
+    sock = getattr(connection, "_sock", None)
+    seconds = getattr(connection, "socket_timeout", None)
+    if not isinstance(sock, socket.socket) or isinstance(sock, ssl.SSLSocket) or not seconds:
+        return  # TLS keeps Python's timeout: an SSL read the kernel times out fails its own way
+    whole = int(seconds)
+    timeval = struct.pack("ll", whole, int((seconds - whole) * 1_000_000))
+    sock.settimeout(None)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
 
 
 def check_loop(owner: Any) -> None:

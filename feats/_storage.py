@@ -14,6 +14,7 @@ from redis.client import NEVER_DECODE
 
 from ._errors import StorageError
 from ._io import (
+    block_in_one_call,
     check_loop,
     follower_storage,
     forget_connections,
@@ -249,6 +250,7 @@ class RedisStorage:
             try:
                 if connection is None:
                     connection = self._held = pool.get_connection()
+                    block_in_one_call(connection)
                 connection.send_command("XREAD", *args)
                 reply = connection.read_response(disable_decoding=True)
             except BaseException:

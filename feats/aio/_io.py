@@ -70,6 +70,10 @@ def forget_connections(client: Any) -> list[Any]:
     return kept
 
 
+def block_in_one_call(connection: Any) -> None:
+    """Nothing to do: an asyncio connection's reads wait in the event loop."""
+
+
 def check_loop(owner: Any) -> None:
     """Refuse, clearly, to use a redis.asyncio client on another event loop than its first.
 

@@ -44,6 +44,7 @@ from .._layout import (
 from .._memory import MemoryLog
 from .._stored import Loaded, RawEntry
 from ._io import (
+    block_in_one_call,
     check_loop,
     follower_storage,
     forget_connections,
@@ -254,6 +255,7 @@ class RedisStorage:
             try:
                 if connection is None:
                     connection = self._held = await pool.get_connection()
+                    block_in_one_call(connection)
                 await connection.send_command("XREAD", *args)
                 reply = await connection.read_response(disable_decoding=True)
             except BaseException:
