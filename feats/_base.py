@@ -23,6 +23,7 @@ from ._declarations import (
     mark_default,
 )
 from ._errors import NotFoundError
+from ._exposures import ExposureListener
 from ._handles import FeatureHandle, FeatureHandleBase, SegmentHandle, Ts
 from ._snapshot import CompiledFeature, Evaluation
 from ._state import FeatureState, resolve_state, validate_state
@@ -34,9 +35,6 @@ logger = logging.getLogger("feats")
 
 FeatureT = TypeVar("FeatureT", bound=FeatureHandleBase)
 BooleanT = TypeVar("BooleanT", bound=FeatureHandleBase)
-
-ExposureListener = Callable[[str, str, str, "str | None"], None]
-"""``listener(feature, implementation, unit, version)``: an experiment exposure was recorded."""
 
 _Pins = dict["_SnapshotView", tuple[dict[str, CompiledFeature], int]]
 _NO_PINS: _Pins = {}
@@ -161,13 +159,12 @@ class AppBase(Generic[FeatureT, BooleanT]):
         first and the last snapshot take the lock (to point the handles at view or core)."""
         self._viewed = False
         self._snapshots_lock = threading.Lock()
-        self._exposure_listeners: list[ExposureListener] = []
 
     def _follow(
         self, storage: FollowerStorage, *, advanced: Callable[[], None], loaded: Callable[[], None]
     ) -> Follower:
         """Start the background Follower on ``storage`` (the shell's follower storage)."""
-        self._core.started = True
+        self._core.start()
         follower = Follower(
             self._core,
             storage,
@@ -297,15 +294,7 @@ class AppBase(Generic[FeatureT, BooleanT]):
             state = resolve_state(name, state, None)
         core = self._core
         previous = core.overrides.get(name)
-        with core.lock:
-            # The override answers whether or not the App was started: compile it without
-            # the never-started note, which would replace "overridden in this process" and
-            # warn that the default answers.
-            started, core.started = core.started, core.started or state is not None
-            try:
-                core.override(name, state)
-            finally:
-                core.started = started
+        core.override(name, state)
         return previous
 
     def add_listener(self, listener: Listener) -> None:
@@ -344,37 +333,18 @@ class AppBase(Generic[FeatureT, BooleanT]):
         exposure this App records, in the recording thread, before it is buffered for
         storage (``feats.testing``'s exposures fixture). Opt-in: with none registered,
         recording costs what it always did."""
-        with self._core.lock:
-            self._exposure_listeners.append(listener)
-            if len(self._exposure_listeners) == 1:
-                self._tap_exposures(True)
+        core = self._core
+        with core.lock:
+            core.exposures.listeners.append(listener)
+            if len(core.exposures.listeners) == 1:
+                core.recompile()  # the experiments' picks now record through told queues
 
     def remove_exposure_listener(self, listener: ExposureListener) -> None:
-        with self._core.lock:
-            self._exposure_listeners.remove(listener)
-            if not self._exposure_listeners:
-                self._tap_exposures(False)
-
-    def _tap_exposures(self, tapped: bool) -> None:
-        """Shadow (or stop shadowing) the exposure buffer's ``add`` with one that also tells
-        the listeners; the features are recompiled, as they hold the ``add`` they record with."""
-        buffer = self._core.exposures
-        if tapped:
-            record = type(buffer).add.__get__(buffer)
-            listeners = self._exposure_listeners
-
-            def add(feature: str, implementation: str, unit: str, version: str | None) -> None:
-                record(feature, implementation, unit, version)
-                for listener in list(listeners):
-                    try:
-                        listener(feature, implementation, unit, version)
-                    except Exception:
-                        logger.exception("feats: an exposure listener raised")
-
-            vars(buffer)["add"] = add
-        else:
-            vars(buffer).pop("add", None)
-        self._core.recompile()
+        core = self._core
+        with core.lock:
+            core.exposures.listeners.remove(listener)
+            if not core.exposures.listeners:
+                core.recompile()
 
     def explain_values(self, feature: FeatureRef, values: Mapping[str, str]) -> Evaluation:
         """Which implementation users with these segment values get from this App's

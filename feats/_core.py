@@ -182,6 +182,8 @@ class AppCore:
         """One bound method every lazily loaded feature shares, rather than one each."""
         self.started = False
         """Whether start() was ever called: an App evaluated before it says so, once."""
+        self._said_unstarted: set[str] = set()
+        """Features that said so: compiled afresh once the App starts."""
         self._warned: set[tuple[str, str]] = set()
         self.listeners: list[Listener] = []
         self.overrides: dict[str, FeatureState] = {}
@@ -322,20 +324,33 @@ class AppCore:
             self.exposures,
             note=note,
             observe=observe,
-            first=None if self.started or served is not None else self._unstarted_note,
+            first=self._unstarted_note if self._never_started(served, pinned) else None,
         )
 
+    def _never_started(self, served: Served | None, pinned: FeatureState | None) -> bool:
+        """Whether a compiled feature must say the App was never started: it was not, and
+        neither storage nor an override (feats.testing) gives the feature its state."""
+        return not self.started and served is None and pinned is None
+
     def _unstarted_note(self, name: str) -> str | None:
-        """What an App evaluated before it was ever started says, once per feature (nothing
-        if it has been started since the feature was compiled)."""
+        """What an App evaluated before it was ever started says (nothing if it has been
+        started since the feature was compiled); logged once per App, not per feature."""
         if self.started:
             return None
         message = (
             "this App was never started (`with app:` / `async with app:`, or start()), "
             "so no configuration was loaded"
         )
-        self.warn(name, "unstarted", message)
+        if not self._said_unstarted:
+            self.warn(name, "unstarted", message)
+        self._said_unstarted.add(name)
         return message
+
+    def start(self) -> None:
+        """The App starts: features that said it was never started stop saying so."""
+        self.started = True
+        said, self._said_unstarted = self._said_unstarted, set()
+        self._swap(said)
 
     def _observed(self, compiled: CompiledFeature, args: tuple[Any, ...]) -> None:
         evaluation = compiled.explain(args, stale=self.stale)

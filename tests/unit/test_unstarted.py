@@ -98,11 +98,6 @@ async def test_aio_app_evaluated_before_start_warns_and_explains(
         assert not Banner.explain(User(1)).reason.startswith(NEVER_STARTED)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="AppCore._unstarted warns once per feature (core.warn(name, ...)), not once per "
-    "App as issue 11 asks; a core change for the lead (see the report)",
-)
 def test_one_warning_per_app_not_per_feature(caplog: pytest.LogCaptureFixture) -> None:
     app = feats.App()
 
