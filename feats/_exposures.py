@@ -11,6 +11,7 @@ heaviest values with the Space-Saving algorithm, exact while the values fit.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 import time
@@ -24,12 +25,14 @@ import xxhash
 
 from ._codec import decode, expect
 from ._errors import CodecError
+from ._selectors import UnitQueue
 from ._stored import RawEntry, version_at_least
 
 __all__ = [
     "EXPOSURE_PAGE",
     "ExposureBuffer",
     "ExposureCounter",
+    "ExposureListener",
     "ExposureReport",
     "HyperLogLog",
     "ImplementationExposures",
@@ -42,6 +45,7 @@ __all__ = [
 ]
 
 _hash = xxhash.xxh3_64_intdigest
+logger = logging.getLogger("feats")
 
 EXPOSURE_PAGE = 1_000
 """Stream entries read per round trip while counting."""
@@ -49,6 +53,8 @@ EXPOSURE_PAGE = 1_000
 
 Units = deque[str]
 """The unit values (the experiment segment's) recorded for one implementation, in order."""
+ExposureListener = Callable[[str, str, str, "str | None"], None]
+"""``listener(feature, implementation, unit, version)``: told of every exposure recorded."""
 Batch = list[tuple[str, str, str | None, list[str]]]
 """What one stream entry holds: ``(feature, implementation, version, units)`` groups."""
 
@@ -71,6 +77,25 @@ class _Group:
         if found is None:
             found = self.queues.setdefault(implementation, deque())
         return found
+
+
+class _Told:
+    """An implementation's queue that also tells the exposure listeners of every unit
+    appended to it (feats.testing): what the hot path gets while any listens."""
+
+    __slots__ = ("_append", "_queue", "_tell")
+
+    def __init__(self, queue: Units, tell: Callable[[str], None]) -> None:
+        self._queue = queue
+        self._append = queue.append
+        self._tell = tell
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def append(self, unit: str) -> None:
+        self._append(unit)
+        self._tell(unit)
 
 
 def _nobody() -> None:
@@ -99,6 +124,24 @@ class ExposureBuffer:
         self.written = 0
         self._groups: dict[tuple[str, str | None], _Group] = {}
         self._lock = threading.Lock()
+        self.listeners: list[ExposureListener] = []
+        """Told of every exposure recorded; while there are any, the compiled experiments
+        record through queues that tell them (compile anew after the first or the last)."""
+
+    def _tell(self, feature: str, implementation: str, unit: str, version: str | None) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(feature, implementation, unit, version)
+            except Exception:
+                logger.exception("feats: an exposure listener raised")
+
+    def _told(
+        self, feature: str, implementation: str, version: str | None, queue: Units
+    ) -> UnitQueue:
+        def tell(unit: str) -> None:
+            self._tell(feature, implementation, unit, version)
+
+        return _Told(queue, tell)
 
     def _group(self, feature: str, version: str | None) -> _Group:
         key = (feature, version)
@@ -115,7 +158,7 @@ class ExposureBuffer:
         names: Sequence[str],
         owner: object,
         shares: Mapping[str, float],
-    ) -> tuple[tuple[Units, ...], tuple[int, ...]]:
+    ) -> tuple[tuple[UnitQueue, ...], tuple[int, ...]]:
         """The queue of each of ``names`` (an allocation's ranges, in order) for a compiled
         experiment, and how many units each may hold (its ``shares`` of ``capacity``);
         ``owner`` (weakly held) appends to them: once it is gone and its queues are empty,
@@ -125,10 +168,10 @@ class ExposureBuffer:
             group.owner = weakref.ref(owner)
         for name, share in shares.items():
             group.limits[name] = max(1, int(self.capacity * share))
-        return (
-            tuple(group.queue(name) for name in names),
-            tuple(group.limits.get(name, self.capacity) for name in names),
-        )
+        queues: tuple[UnitQueue, ...] = tuple(group.queue(name) for name in names)
+        if self.listeners:
+            queues = tuple(self._told(feature, name, version, group.queue(name)) for name in names)
+        return queues, tuple(group.limits.get(name, self.capacity) for name in names)
 
     def overflow(self) -> None:
         """A unit the hot path could not queue: the queue is full (storage is down)."""
@@ -143,6 +186,8 @@ class ExposureBuffer:
             queue.append(unit)
         else:
             self.dropped += 1
+        if self.listeners:
+            self._tell(feature, implementation, unit, version)
 
     def __len__(self) -> int:
         return sum(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -30,6 +29,7 @@ __all__ = [
     "RuleKey",
     "Selector",
     "Static",
+    "UnitQueue",
     "constant_pick",
     "decode_selector",
     "expect",
@@ -46,6 +46,14 @@ Failed = Callable[[Exception], str]
 """What a pick answers when a segment raised: the default, warned once."""
 
 
+class UnitQueue(Protocol):
+    """Where an experiment's hot path appends the unit values of one implementation."""
+
+    def __len__(self) -> int: ...
+
+    def append(self, unit: str, /) -> None: ...
+
+
 class ExposureSink(Protocol):
     """Where an experiment's hot path records exposures: a queue per allocation range."""
 
@@ -56,7 +64,7 @@ class ExposureSink(Protocol):
         names: Sequence[str],
         owner: object,
         shares: Mapping[str, float],
-    ) -> tuple[tuple[deque[str], ...], tuple[int, ...]]: ...
+    ) -> tuple[tuple[UnitQueue, ...], tuple[int, ...]]: ...
 
     def overflow(self) -> None: ...
 
@@ -472,7 +480,7 @@ def _experiment(
     salt: int,
     starts: tuple[int, ...],
     names: tuple[str, ...],
-    queues: tuple[deque[str], ...],
+    queues: tuple[UnitQueue, ...],
     limits: tuple[int, ...],
     overflow: Callable[[], None],
     failed: Failed,
@@ -484,7 +492,7 @@ def _experiment(
         salt: int = salt,
         starts: tuple[int, ...] = starts,
         names: tuple[str, ...] = names,
-        queues: tuple[deque[str], ...] = queues,
+        queues: tuple[UnitQueue, ...] = queues,
         limits: tuple[int, ...] = limits,
         overflow: Callable[[], None] = overflow,
         failed: Failed = failed,
