@@ -234,6 +234,10 @@ def decode_state(document: Any, where: str = "state") -> FeatureState:
     return state
 
 
+LAST_RECORD_TIME = 253_402_300_799.0
+"""9999-12-31T23:59:59Z: a record's time must be a datetime (history, diffs, the CLI)."""
+
+
 def _record(document: Any) -> Record:
     document = expect(document, dict, "record")
     schema = document.get("schema")
@@ -247,6 +251,8 @@ def _record(document: Any) -> Record:
     when = document.get("time", 0.0)
     if type(when) is not float:
         when = expect(when, (int, float), "record.time")
+    if not 0 <= when <= LAST_RECORD_TIME:
+        raise CodecError(f"record.time {when!r:.40} is not a time (seconds since 1970, to 9999)")
     author, reason = document.get("author", ""), document.get("reason", "")
     if type(author) is not str or type(reason) is not str:
         expect(author, str, "record.author")

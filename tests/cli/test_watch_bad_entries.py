@@ -97,11 +97,6 @@ def test_watch_skips_every_bad_kind_and_shows_the_next_change(
         assert "intruder" not in result.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: the codec accepts a finite time outside datetime's range (1e308, -1e18) and "
-    "Record.change() raises OverflowError/OSError past it (feats/_codec.py _record)",
-)
 def test_watch_skips_a_time_out_of_range(
     serving: Serving, run: Run, sync_redis: redis.Redis, namespace: str
 ) -> None:
