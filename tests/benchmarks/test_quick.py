@@ -250,8 +250,11 @@ def test_gc_rows_from_the_floor_to_the_compiled_app(run: tuple[Path, dict[str, A
     assert len(rows) == 5
     assert "no App" in rows[0]["what"] and "just compiled" in rows[2]["what"]
     assert "settled" in rows[3]["what"]
-    # Once compiling settled the App froze the heap: full collections walk fewer objects.
-    assert rows[3]["tracked_objects"] < rows[2]["tracked_objects"]
+    # The App froze the heap after its load (and again once compiling settles, past 1,000
+    # features): full collections walk a fraction of what they walked before it started.
+    declared = rows[1]["tracked_objects"]
+    assert rows[2]["tracked_objects"] < declared / 4
+    assert rows[3]["tracked_objects"] < declared / 4
     assert gc_run["burst_changes"] == 40
     assert gc_run["burst_full_collections"] >= 0
 

@@ -20,6 +20,7 @@ from feats._cli import Exit, cli
 from feats._cli._redact import redact, scrub
 from feats._layout import Keys
 from tests.servers import RedisServer, redis_server_available
+from tests.servers.acl import app_acl
 
 from ._shop import declare
 
@@ -27,22 +28,11 @@ SECRET = "s3cret-Pa55word"
 NAMESPACE = "shop"
 
 
-def _app_acl(password: str) -> str:
-    """The README's App user: it reads configuration, it may not change it."""
-    prefix = f"feats:{{{NAMESPACE}}}:"
-    return (
-        f"user feats-app on >{password} resetkeys resetchannels -@all "
-        "+ping +hello +auth +client|setname "
-        "+eval_ro +xread +xrange +xrevrange +get +hget +hexists +hgetall +xadd +hset "
-        f"%R~{prefix}* %W~{prefix}exposures %W~{prefix}catalog"
-    )
-
-
 @pytest.fixture
 def acl_server() -> Iterator[RedisServer]:
     if not redis_server_available():
         pytest.fail("redis-server is not installed (see .ci/run)")
-    lines = ["user default on nopass ~* &* +@all", _app_acl(SECRET)]
+    lines = ["user default on nopass ~* &* +@all", app_acl(NAMESPACE, SECRET)]
     with RedisServer(name="cli-acl", acl_lines=lines) as server:
         client = server.client()
         app = feats.App(storage=feats.RedisStorage(client, NAMESPACE))

@@ -13,6 +13,7 @@ import feats
 from feats._layout import WRITE_SCRIPT, Keys, write_call
 from tests.servers import RedisServer, make_tls_material
 from tests.servers._common import command
+from tests.servers.acl import admin_acl, app_acl
 
 from ._model import (
     CANADIAN,
@@ -30,28 +31,6 @@ from ._model import (
 from .conftest import Measure
 
 NAMESPACE = "shop"
-
-
-def app_acl(namespace: str, password: str) -> str:
-    """The README's App user: read configuration and catalog, write exposures and catalog."""
-    prefix = f"feats:{{{namespace}}}:"
-    return (
-        f"user feats-app on >{password} resetkeys resetchannels -@all "
-        "+ping +hello +auth +client|setname "
-        "+eval_ro +xread +xrange +xrevrange +get +strlen +hget +hexists +hgetall +xadd +hset "
-        f"%R~{prefix}* %W~{prefix}exposures %W~{prefix}catalog"
-    )
-
-
-def admin_acl(namespace: str, password: str) -> str:
-    """The README's admin user: everything under the namespace's prefix, nothing else."""
-    return (
-        f"user feats-admin on >{password} resetkeys resetchannels -@all "
-        "+ping +hello +auth +client|setname "
-        "+eval +eval_ro +xread +xrange +xrevrange +get +strlen +set +exists +type +hget +hgetall "
-        "+xadd +hset +wait "
-        f"~feats:{{{namespace}}}:*"
-    )
 
 
 ACL = [

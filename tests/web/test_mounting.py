@@ -148,6 +148,8 @@ def django_site(redis_url: str, namespace: str, tmp_path: Path) -> Iterator[str]
         except subprocess.TimeoutExpired:
             site.kill()
             site.wait()
+        if site.stdout is not None:
+            site.stdout.close()
 
 
 def _django_sign_in(client: httpx.Client, name: str) -> None:
