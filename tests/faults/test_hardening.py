@@ -357,12 +357,15 @@ def test_an_oversized_epoch_is_refused_without_being_read(
 
 
 def test_an_asyncio_app_outlives_its_first_event_loop(server: RedisServer, namespace: str) -> None:
-    aio = aio_app(async_client(server.url), namespace)
+    client = async_client(server.url)
+    aio = aio_app(client, namespace)
     writer = sync_app(sync_client(server.url), namespace)
 
     async def first() -> None:
         await aio.app.start()
         await aio.app.admin.get_state(aio.Checkout)  # its client now belongs to this loop
+        # Its connections end with this loop (the client stays this loop's).
+        await client.connection_pool.disconnect()
 
     asyncio.run(first())
 
