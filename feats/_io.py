@@ -243,15 +243,21 @@ def wait_for_entries(log: MemoryLog, after: str, block_ms: int) -> list[RawEntry
     return log.wait(after, block_ms)
 
 
+def pipelined(client: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
+    """Send ``commands`` in one round trip (no transaction); their replies, undecoded."""
+    with client.pipeline(transaction=False) as pipe:
+        for command in commands:
+            pipe.execute_command(*command, **{NEVER_DECODE: True})
+        replies: list[Any] = pipe.execute()
+    return replies
+
+
 def write_and_wait(client: Any, commands: list[tuple[Any, ...]]) -> tuple[Any, Any]:
     """The write script and WAIT on one connection: WAIT counts that connection's writes."""
     if hasattr(client, "get_node_from_key"):
         # Cluster: the master of our one slot, through its own single-node client.
         client = client.get_node_from_key(commands[0][3]).redis_connection
-    with client.pipeline(transaction=False) as pipe:
-        for command in commands:
-            pipe.execute_command(*command, **{NEVER_DECODE: True})
-        reply, acked = pipe.execute()
+    reply, acked = pipelined(client, commands)
     return reply, acked
 
 

@@ -18,6 +18,7 @@ from ._io import (
     check_loop,
     follower_storage,
     forget_connections,
+    pipelined,
     storage_errors,
     wait_for_entries,
     write_and_wait,
@@ -77,7 +78,7 @@ class Storage(Protocol):
         history: History | None = None,
     ) -> int | None: ...
     def history(self, feature: str) -> list[tuple[str, str]]: ...
-    def add_exposures(self, fields: Mapping[str, str]) -> None: ...
+    def add_exposures(self, entries: Sequence[Mapping[str, str]]) -> None: ...
     def read_exposures(self, after: str, count: int) -> list[RawEntry]: ...
     def catalog_has(self, identity: str) -> bool: ...
     def publish_catalog(self, fields: Mapping[str, str]) -> None: ...
@@ -127,8 +128,9 @@ class MemoryStorage:
     def history(self, feature: str) -> list[tuple[str, str]]:
         return self.log.history(feature)
 
-    def add_exposures(self, fields: Mapping[str, str]) -> None:
-        self.log.add_exposures(fields)
+    def add_exposures(self, entries: Sequence[Mapping[str, str]]) -> None:
+        for fields in entries:
+            self.log.add_exposures(fields)
 
     def read_exposures(self, after: str, count: int) -> list[RawEntry]:
         return self.log.read_exposures(after, count)
@@ -304,11 +306,19 @@ class RedisStorage:
         reply = self._raw("history", "XRANGE", self.keys.history(feature), "-", "+")
         return [(entry.id, entry.text("record")) for entry in parse_xrange(reply)]
 
-    def add_exposures(self, fields: Mapping[str, str]) -> None:
-        args = ["MAXLEN", "~", EXPOSURES_MAXLEN, "*"]
-        for name, value in fields.items():
-            args += [name, value]
-        self._raw("exposure write", "XADD", self.keys.exposures, *args)
+    def add_exposures(self, entries: Sequence[Mapping[str, str]]) -> None:
+        """Append exposure batches to their stream, in one round trip."""
+        commands: list[tuple[Any, ...]] = []
+        for fields in entries:
+            args: list[Any] = ["XADD", self.keys.exposures, "MAXLEN", "~", EXPOSURES_MAXLEN, "*"]
+            for name, value in fields.items():
+                args += [name, value]
+            commands.append(tuple(args))
+        if not commands:
+            return
+        check_loop(self)
+        with storage_errors("exposure write"):
+            pipelined(self.redis, commands)
 
     def read_exposures(self, after: str, count: int) -> list[RawEntry]:
         reply = self._raw(

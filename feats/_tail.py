@@ -224,7 +224,7 @@ class FollowerStorage(Protocol):
     def get_epoch(self) -> str | None: ...
     def epoch_and_head(self) -> tuple[str | None, str]: ...
     def reseed(self, items: Sequence[tuple[str, str, str]], epoch: str | None) -> int | None: ...
-    def add_exposures(self, fields: Mapping[str, str]) -> None: ...
+    def add_exposures(self, entries: Sequence[Mapping[str, str]]) -> None: ...
     def catalog_has(self, identity: str) -> bool: ...
     def publish_catalog(self, fields: Mapping[str, str]) -> None: ...
     def block_ms(self, wanted: int) -> int: ...
@@ -262,6 +262,11 @@ def freeze_heap() -> bool:
 BREATH_SECONDS = 0.001
 """Longest stretch of work the tail does before it lets other threads (an event loop) run."""
 EXPOSURE_BATCH = 5_000
+"""Exposures per stream entry at most."""
+EXPOSURE_ENTRIES_PER_WRITE = 20
+"""Stream entries per round trip at most: behind a thread evaluating flat out, the writer
+gets the interpreter only every switch interval (5 ms) or so, and each round trip needs it
+twice; a whole backlog must fit in few of them."""
 
 
 class _Breather:
@@ -400,13 +405,19 @@ class Follower:
         """Write the buffered exposures; what cannot be written goes back to the buffer."""
         buffer = self.core.exposures
         while len(buffer):
-            batch = buffer.take(EXPOSURE_BATCH)
+            batches = []
+            for _ in range(EXPOSURE_ENTRIES_PER_WRITE):
+                batch = buffer.take(EXPOSURE_BATCH)
+                if not batch:
+                    break
+                batches.append(batch)
             try:
-                self.storage.add_exposures(encode_exposures(batch))
+                self.storage.add_exposures([encode_exposures(batch) for batch in batches])
             except Exception:
-                buffer.put_back(batch)
+                for batch in reversed(batches):  # each goes back in front of the newer
+                    buffer.put_back(batch)
                 return
-            buffer.written += count_units(batch)
+            buffer.written += sum(count_units(batch) for batch in batches)
 
     def _flush_loop(self) -> None:
         """The writer: exposures, and the catalog once something was loaded (off the tail,

@@ -30,13 +30,19 @@ async def wait_for_entries(log: MemoryLog, after: str, block_ms: int) -> list[Ra
     return await log.wait_async(after, block_ms)
 
 
+async def pipelined(client: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
+    """Send ``commands`` in one round trip (no transaction); their replies, undecoded."""
+    async with client.pipeline(transaction=False) as pipe:
+        for command in commands:
+            pipe.execute_command(*command, **{NEVER_DECODE: True})
+        replies: list[Any] = await pipe.execute()
+    return replies
+
+
 async def write_and_wait(client: Any, commands: list[tuple[Any, ...]]) -> tuple[Any, Any]:
     """The write script and WAIT on one connection: WAIT counts that connection's writes."""
     if not hasattr(client, "get_node_from_key"):
-        async with client.pipeline(transaction=False) as pipe:
-            for command in commands:
-                pipe.execute_command(*command, **{NEVER_DECODE: True})
-            reply, acked = await pipe.execute()
+        reply, acked = await pipelined(client, commands)
         return reply, acked
     # Cluster: both on one connection to the master of our one slot.
     node = client.get_node_from_key(commands[0][3])

@@ -48,6 +48,7 @@ from ._io import (
     check_loop,
     follower_storage,
     forget_connections,
+    pipelined,
     storage_errors,
     wait_for_entries,
     write_and_wait,
@@ -78,7 +79,7 @@ class Storage(Protocol):
         history: History | None = None,
     ) -> int | None: ...
     async def history(self, feature: str) -> list[tuple[str, str]]: ...
-    async def add_exposures(self, fields: Mapping[str, str]) -> None: ...
+    async def add_exposures(self, entries: Sequence[Mapping[str, str]]) -> None: ...
     async def read_exposures(self, after: str, count: int) -> list[RawEntry]: ...
     async def catalog_has(self, identity: str) -> bool: ...
     async def publish_catalog(self, fields: Mapping[str, str]) -> None: ...
@@ -128,8 +129,9 @@ class MemoryStorage:
     async def history(self, feature: str) -> list[tuple[str, str]]:
         return self.log.history(feature)
 
-    async def add_exposures(self, fields: Mapping[str, str]) -> None:
-        self.log.add_exposures(fields)
+    async def add_exposures(self, entries: Sequence[Mapping[str, str]]) -> None:
+        for fields in entries:
+            self.log.add_exposures(fields)
 
     async def read_exposures(self, after: str, count: int) -> list[RawEntry]:
         return self.log.read_exposures(after, count)
@@ -309,11 +311,19 @@ class RedisStorage:
         reply = await self._raw("history", "XRANGE", self.keys.history(feature), "-", "+")
         return [(entry.id, entry.text("record")) for entry in parse_xrange(reply)]
 
-    async def add_exposures(self, fields: Mapping[str, str]) -> None:
-        args = ["MAXLEN", "~", EXPOSURES_MAXLEN, "*"]
-        for name, value in fields.items():
-            args += [name, value]
-        await self._raw("exposure write", "XADD", self.keys.exposures, *args)
+    async def add_exposures(self, entries: Sequence[Mapping[str, str]]) -> None:
+        """Append exposure batches to their stream, in one round trip."""
+        commands: list[tuple[Any, ...]] = []
+        for fields in entries:
+            args: list[Any] = ["XADD", self.keys.exposures, "MAXLEN", "~", EXPOSURES_MAXLEN, "*"]
+            for name, value in fields.items():
+                args += [name, value]
+            commands.append(tuple(args))
+        if not commands:
+            return
+        check_loop(self)
+        with storage_errors("exposure write"):
+            await pipelined(self.redis, commands)
 
     async def read_exposures(self, after: str, count: int) -> list[RawEntry]:
         reply = await self._raw(
