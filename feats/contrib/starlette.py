@@ -9,13 +9,20 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar, overload
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import feats.aio
 
-__all__ = ["SnapshotMiddleware", "health", "lifespan", "routes", "snapshot_dependency"]
+__all__ = [
+    "SnapshotMiddleware",
+    "health",
+    "lifespan",
+    "metrics",
+    "routes",
+    "snapshot_dependency",
+]
 
 Host = TypeVar("Host")
 State = TypeVar("State")
@@ -108,13 +115,37 @@ def health(app: feats.aio.App | feats.App) -> Callable[[Request], Any]:
     return endpoint
 
 
+def metrics(registry: Any = None) -> Callable[[Request], Any]:
+    """A Starlette endpoint serving a Prometheus scrape of ``registry`` (default:
+    prometheus_client's REGISTRY), in the format the scraper's ``Accept`` asks for. Register
+    ``feats.contrib.prometheus.FeatsCollector(app)`` in it; needs ``feats[prometheus]``."""
+    from prometheus_client import REGISTRY
+
+    from feats.contrib.prometheus import exposition
+
+    chosen = REGISTRY if registry is None else registry
+
+    async def endpoint(request: Request) -> Response:
+        body, content_type = exposition(chosen, request.headers.get("accept"))
+        return Response(body, media_type=content_type)
+
+    return endpoint
+
+
 def routes(
-    app: feats.aio.App | feats.App, *, health_path: str = "/health/feats"
+    app: feats.aio.App | feats.App,
+    *,
+    health_path: str = "/health/feats",
+    metrics_path: str | None = None,
+    registry: Any = None,
 ) -> list[BaseRoute]:
     """The routes feats serves in a Starlette or FastAPI app: the health endpoint at
-    ``health_path``. (A metrics endpoint, e.g. ``feats.contrib.prometheus``'s, is to be
-    offered here as an optional ``metrics_path=`` beside it.)::
+    ``health_path`` and, with ``metrics_path``, a Prometheus scrape of ``registry``
+    (see ``metrics``)::
 
-        api.router.routes.extend(feats.contrib.starlette.routes(app))
+        api.router.routes.extend(feats.contrib.starlette.routes(app, metrics_path="/metrics"))
     """
-    return [Route(health_path, health(app), methods=["GET"], name="feats-health")]
+    found: list[BaseRoute] = [Route(health_path, health(app), methods=["GET"], name="feats-health")]
+    if metrics_path is not None:
+        found.append(Route(metrics_path, metrics(registry), methods=["GET"], name="feats-metrics"))
+    return found

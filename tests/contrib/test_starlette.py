@@ -155,6 +155,29 @@ def test_health_answers_200_live_and_503_otherwise(redis_url: str, namespace: st
         assert (closed.status_code, closed.json()["state"]) == (503, "closed")
 
 
+def test_metrics_are_served_at_a_path_when_asked(redis_url: str, namespace: str) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from feats.contrib.prometheus import FeatsCollector
+
+    app = feats.aio.App(storage=storage(redis_url, namespace))
+    declare(app)
+    registry = CollectorRegistry()
+    registry.register(FeatsCollector(app, labels={"namespace": namespace}))
+    host = Starlette(
+        routes=routes(app, metrics_path="/metrics", registry=registry), lifespan=lifespan(app)
+    )
+    with TestClient(host) as client:
+        scrape = client.get("/metrics")
+        assert scrape.status_code == 200
+        assert scrape.headers["content-type"].startswith("text/plain")
+        assert f'feats_state{{namespace="{namespace}",state="live"}} 1.0' in scrape.text
+        openmetrics = client.get("/metrics", headers={"Accept": "application/openmetrics-text"})
+        assert openmetrics.headers["content-type"].startswith("application/openmetrics-text")
+        assert openmetrics.text.rstrip().endswith("# EOF")
+    assert [route.path for route in routes(app)] == ["/health/feats"]  # type: ignore[attr-defined]
+
+
 def test_health_is_503_while_storage_does_not_answer() -> None:
     # Port 1 on loopback refuses connections: the App serves defaults, initializing.
     unreachable = feats.aio.RedisStorage(

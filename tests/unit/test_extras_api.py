@@ -16,6 +16,7 @@ PINNED = {
         "SnapshotMiddleware",
         "health",
         "lifespan",
+        "metrics",
         "routes",
         "snapshot_dependency",
     ],
