@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import uuid
@@ -59,3 +60,11 @@ async def async_redis(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
 def feats_logs_warnings(caplog: pytest.LogCaptureFixture) -> None:
     """Every test sees feats' warnings, whatever an earlier in-process run did to the logger."""
     caplog.set_level(logging.WARNING, logger="feats")
+
+
+@pytest.fixture(autouse=True)
+def garbage_of_this_test_is_collected_now() -> Iterator[None]:
+    """Collect cyclic garbage as each test ends, so an unclosed socket or loop it left
+    behind is reported against that test (warnings are errors), not a later one."""
+    yield
+    gc.collect()

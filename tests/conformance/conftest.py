@@ -184,6 +184,8 @@ class World:
     proxy: FaultProxy | None = None
     namespace: str | None = None
     apps: list[AnyApp] = field(default_factory=list)
+    clients: list[Any] = field(default_factory=list)
+    """The Redis clients the Apps were given, closed with the world."""
 
     # -- Apps ---------------------------------------------------------------------------
 
@@ -193,8 +195,10 @@ class World:
         if self.kind == "App":
             sync_storage: feats.Storage = feats.MemoryStorage()
             if storage != "memory":
+                sync_client = redis.Redis.from_url(self._url(storage), socket_timeout=1.0)
+                self.clients.append(sync_client)
                 sync_storage = feats.RedisStorage(
-                    redis=redis.Redis.from_url(self._url(storage), socket_timeout=1.0),
+                    redis=sync_client,
                     namespace=self._namespace(),
                     block_ms=300,
                 )
@@ -202,8 +206,10 @@ class World:
         else:
             aio_storage: feats.aio.Storage = feats.aio.MemoryStorage()
             if storage != "memory":
+                aio_client = redis.asyncio.Redis.from_url(self._url(storage), socket_timeout=1.0)
+                self.clients.append(aio_client)
                 aio_storage = feats.aio.RedisStorage(
-                    redis=redis.asyncio.Redis.from_url(self._url(storage), socket_timeout=1.0),
+                    redis=aio_client,
                     namespace=self._namespace(),
                     block_ms=300,
                 )
@@ -342,6 +348,11 @@ class World:
         api.shutdown()
         for app in self.apps:
             self.close_app(app)
+        for client in self.clients:
+            if isinstance(client, redis.asyncio.Redis):
+                self.loop.run(client.aclose())  # on the loop its connections belong to
+            else:
+                client.close()
         if self.namespace is not None:
             client = redis.Redis.from_url(self.redis_url)
             keys = list(client.scan_iter(match=f"feats:{{{self.namespace}}}:*", count=1000))

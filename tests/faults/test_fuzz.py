@@ -175,6 +175,7 @@ class LoopThread:
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
+        self.loop.close()
 
 
 CLI_COMMANDS = [
@@ -194,7 +195,8 @@ CLI_COMMANDS = [
 def fuzzed(server: RedisServer, namespace: str) -> Iterator[dict[str, Any]]:
     sync = sync_app(sync_client(server.url), namespace, block_ms=100)
     loop = LoopThread()
-    aio = aio_app(async_client(server.url), namespace, block_ms=100)
+    client = async_client(server.url)
+    aio = aio_app(client, namespace, block_ms=100)
 
     def declare_target(app: Any) -> Any:
         class Target:
@@ -224,6 +226,7 @@ def fuzzed(server: RedisServer, namespace: str) -> Iterator[dict[str, Any]]:
     }
     sync.app.close()
     loop.run(aio.app.aclose())
+    loop.run(client.aclose())  # on the loop its connections belong to
     loop.close()
 
 

@@ -3,6 +3,7 @@ in Flask and in Django."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import select
@@ -30,9 +31,13 @@ import feats.web
 from .conftest import CSRF, PASSWORD, SECRET, Serving
 
 
-def _admin(redis_url: str, namespace: str, users_file: Path) -> Starlette:
-    storage = feats.aio.RedisStorage(redis.asyncio.Redis.from_url(redis_url), namespace)
-    return feats.web.create_app(storage, users=users_file, secret_key=SECRET)
+def _admin(
+    redis_url: str, namespace: str, users_file: Path
+) -> tuple[Starlette, redis.asyncio.Redis]:
+    """The admin and its Redis client (the host closes it on the loop that used it)."""
+    connection = redis.asyncio.Redis.from_url(redis_url)
+    storage = feats.aio.RedisStorage(connection, namespace)
+    return feats.web.create_app(storage, users=users_file, secret_key=SECRET), connection
 
 
 def test_mounted_in_fastapi_under_a_prefix(
@@ -44,9 +49,8 @@ def test_mounted_in_fastapi_under_a_prefix(
     def home() -> dict[str, str]:
         return {"host": "yes"}
 
-    host.router.routes.append(
-        Mount("/ops/feats", app=_admin(redis_url, namespace, users_file), name="feats")
-    )
+    admin, connection = _admin(redis_url, namespace, users_file)
+    host.router.routes.append(Mount("/ops/feats", app=admin, name="feats"))
     with TestClient(host) as client:
         assert client.get("/").json() == {"host": "yes"}
         login = client.get("/ops/feats/login")
@@ -76,6 +80,7 @@ def test_mounted_in_fastapi_under_a_prefix(
             "/ops/feats/", headers={"accept": "text/html"}, follow_redirects=False
         )
         assert unauthenticated.headers["location"] == "/ops/feats/login"
+        client.portal.call(connection.aclose)  # type: ignore[union-attr]  # set while open
 
 
 def test_behind_flask_through_a2wsgi(
@@ -87,7 +92,8 @@ def test_behind_flask_through_a2wsgi(
     def home() -> str:
         return "the shop"
 
-    wsgi_admin: Any = ASGIMiddleware(_admin(redis_url, namespace, users_file))  # type: ignore[arg-type]  # a2wsgi's ASGIApp type is narrower than Starlette's
+    admin, connection = _admin(redis_url, namespace, users_file)
+    wsgi_admin: Any = ASGIMiddleware(admin)  # type: ignore[arg-type]  # a2wsgi's ASGIApp type is narrower than Starlette's
     flask_app.wsgi_app = DispatcherMiddleware(flask_app.wsgi_app, {"/feats": wsgi_admin})  # type: ignore[method-assign]  # Flask's documented way to mount
     client = flask_app.test_client()
     assert client.get("/").text == "the shop"
@@ -117,6 +123,8 @@ def test_behind_flask_through_a2wsgi(
     )
     assert applied.status_code == 303
     assert [(c.author, c.reason) for c in serving.history()] == [("alice", "through WSGI")]
+    # a2wsgi runs the admin on an event loop of its own: the client closes there.
+    asyncio.run_coroutine_threadsafe(connection.aclose(), wsgi_admin.loop).result(10)
 
 
 ROOT = Path(__file__).resolve().parents[2]
