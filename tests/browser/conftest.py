@@ -70,7 +70,8 @@ class Peer:
             text=True,
         )
         self.lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
         self.ready = self._answer()
 
     def _read(self) -> None:
@@ -114,6 +115,12 @@ class Peer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        # The reader ends at the pipe's end of file; its file is closed once it has.
+        self.reader.join(timeout=ANSWER_SECONDS)
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+        if self.process.stdin is not None and not self.process.stdin.closed:
+            self.process.stdin.close()
 
 
 @dataclass
