@@ -172,8 +172,10 @@ def test_aio_app_after_fork_says_so_and_restarts(
     loop_thread = threading.Thread(target=loop.run_forever, name="parent-loop", daemon=True)
     loop_thread.start()
 
+    client = async_client(server.url)
+
     async def make() -> Any:
-        model = aio_app(async_client(server.url), namespace)
+        model = aio_app(client, namespace)
         await model.app.start()
         await model.app.wait_for_version(first, timeout=5)
         return model
@@ -216,6 +218,8 @@ def test_aio_app_after_fork_says_so_and_restarts(
         assert model.app.status.live
     finally:
         asyncio.run_coroutine_threadsafe(model.app.aclose(), loop).result(10)
+        # The client belongs to the thread's loop: only that loop can close its connections.
+        asyncio.run_coroutine_threadsafe(client.aclose(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
         loop_thread.join(5)
         loop.close()
