@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ._codec import MAX_RECORD_BYTES, Record, decode_record, encode_record
+from ._codec import MAX_RECORD_BYTES, Record, decode_record, encode_record, read_json
 from ._errors import CodecError
 from ._stored import Loaded, parse_version, version_position
 
@@ -149,7 +149,11 @@ def _version(value: Any, where: str) -> str:
 def _record(value: Any, feature: str | None, where: str) -> tuple[Record, str]:
     if not isinstance(value, dict):
         raise CodecError(f"{where}: expected a record object, got {type(value).__name__}")
-    raw = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    try:
+        raw = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (ValueError, RecursionError) as error:
+        # A document given as objects (not text) may hold NaN or be nested without end.
+        raise CodecError(f"{where}: not a JSON record ({type(error).__name__})") from None
     try:
         record = decode_record(raw)
     except CodecError as error:
@@ -162,12 +166,9 @@ def _record(value: Any, feature: str | None, where: str) -> tuple[Record, str]:
 def parse_backup(document: Mapping[str, Any] | str | bytes) -> Backup:
     """Parse and validate a backup document; CodecError says what is wrong and where."""
     if isinstance(document, str | bytes):
-        if len(document) > MAX_BACKUP_BYTES:
-            raise CodecError(f"backup is {len(document)} bytes, over {MAX_BACKUP_BYTES}")
-        try:
-            document = json.loads(document)
-        except ValueError as error:
-            raise CodecError(f"backup is not JSON: {error}") from error
+        # The strict decoder every read goes through: no NaN, no duplicate keys, bounded
+        # depth, UTF-8 without lone surrogates.
+        document = read_json(document, limit=MAX_BACKUP_BYTES, what="backup")
     if not isinstance(document, Mapping):
         raise CodecError("backup: expected a JSON object")
     if document.get("format") != BACKUP_FORMAT:

@@ -23,7 +23,7 @@ from typing import Any
 
 import xxhash
 
-from ._codec import decode, expect
+from ._codec import LAST_RECORD_TIME, decode, expect
 from ._errors import CodecError
 from ._selectors import UnitQueue
 from ._stored import RawEntry, version_at_least
@@ -414,6 +414,9 @@ class ExposureCounter:
         try:
             when = float(entry.text("t", "nan"))
         except ValueError:
+            when = math.nan
+        if not 0 <= when <= LAST_RECORD_TIME:
+            # A time no clock gives (or NaN) says nothing of when: the exposures still count.
             when = math.nan
         seen = False
         for feature, implementation, version, units in groups:

@@ -252,3 +252,54 @@ def test_the_library_and_the_shop_need_no_cli_packages() -> None:
         [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def _hostile_backups(good: str) -> dict[str, str]:
+    """A real export made hostile in each of the ways the strict decoder refuses."""
+    document = json.loads(good)
+    entry = document["features"][0]
+    empty_key = json.loads(json.dumps(entry["record"]))
+    empty_key["state"]["rules"][0]["key"] = []
+    return {
+        "nested without end": '{"format": ' + "[" * 100_000 + "]" * 100_000 + "}",
+        "NaN in a record": re.sub(r'"time": [0-9.]+', '"time": NaN', good, count=1),
+        "a duplicate key": good.replace(
+            '"format_version"', '"format_version": 99, "format_version"'
+        ),
+        "a rule with an empty key": json.dumps(
+            {**document, "features": [{**entry, "record": empty_key}]}
+        ),
+    }
+
+
+def test_a_hostile_backup_is_refused_with_a_clear_error_and_writes_nothing(
+    serving: Serving, run: Run, tmp_path: Path
+) -> None:
+    started = written(
+        run("set", "PaymentProcessor", "premium", "--where", "Country=CA", "-y", "--json")
+    )
+    serving.wait(started)
+    exported = run("export")
+    assert exported.exit_code == 0, exported.output
+    for kind, content in _hostile_backups(exported.stdout).items():
+        path = tmp_path / "backup.json"
+        path.write_text(content)
+        result = run("import", str(path), "-y")
+        assert result.exit_code == Exit.INVALID, (kind, result.output)
+        assert "Traceback" not in result.output and "this is a bug" not in result.output, kind
+        assert str(path) in result.stderr, (kind, result.stderr)
+    assert [c.version for c in serving.app.admin.history("PaymentProcessor")] == [started]
+
+
+@pytest.mark.parametrize("when", ["1e308", "-1e18", "inf", "nan", "not a time"])
+def test_exposures_with_a_time_no_clock_gives_still_count(
+    serving: Serving, run: Run, sync_redis: redis.Redis, namespace: str, when: str
+) -> None:
+    from feats._layout import Keys
+
+    batch = json.dumps([["AllowedPriorities", "two_priorities", None, ["u1", "u2", "u3"]]])
+    sync_redis.xadd(Keys(namespace).exposures, {"t": when, "n": "3", "batch": batch})
+    table = run("exposures", "AllowedPriorities")
+    assert table.exit_code == 0, table.output
+    assert "3 in total" in table.stdout, table.stdout
+    assert json_of(run("exposures", "AllowedPriorities", "--json"))["total"] == 3
