@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import random
 import threading
 import time
@@ -236,24 +237,35 @@ FREEZE_AFTER_COMPILES = 1_000
 """The writer freezes the heap again once this many features were compiled since the last
 time, and none for FREEZE_SETTLED_SECONDS."""
 FREEZE_SETTLED_SECONDS = 1.0
-MAX_FREEZES = 20
-"""Freezes per process at most: each keeps whatever old garbage it finds, forever."""
+MAX_FREEZES = 64
+"""Freezes per process at most: each keeps whatever old garbage it finds, forever. A
+process holding many Apps (a test run, the fan-out benchmark's 25 per process) asks two
+freezes of each App as it starts."""
+RECENT_FREEZE_SECONDS = 1.0
+"""A freeze asked for ``if_not_recent`` within this long of the last one is not needed:
+what existed then is frozen already."""
 
 _freezes = 0
+_last_freeze = -math.inf
 _freeze_lock = threading.Lock()
 
 
-def freeze_heap() -> bool:
+def freeze_heap(*, if_not_recent: bool = False) -> bool:
     """Move every object the cyclic collector tracks into its permanent generation, so full
     collections stop walking the snapshot (and the declarations, and the application's own
     long-lived objects): thousands of compiled features would otherwise cost each full
     collection tens of milliseconds, on every thread. Young garbage is collected first (a
-    quick, bounded collection); False once MAX_FREEZES were done."""
-    global _freezes
+    quick, bounded collection); False once MAX_FREEZES were done, or when ``if_not_recent``
+    and the last freeze was under RECENT_FREEZE_SECONDS ago."""
+    global _freezes, _last_freeze
     with _freeze_lock:
-        if _freezes >= MAX_FREEZES:
+        now = time.monotonic()
+        if _freezes >= MAX_FREEZES or (
+            if_not_recent and now - _last_freeze < RECENT_FREEZE_SECONDS
+        ):
             return False
         _freezes += 1
+        _last_freeze = now
         gc.collect(1)
         gc.freeze()
         return True
@@ -358,7 +370,7 @@ class Follower:
                         # First: what exists now (declarations, the application's own
                         # objects) is long-lived, and the load's thousands of allocations
                         # must not make a full collection walk it.
-                        freeze_heap()
+                        freeze_heap(if_not_recent=True)
                     epoch = self.core.epoch
                     tail.on_loaded(storage.load(), _Breather())
                     if self.core.epoch != epoch:
