@@ -11,9 +11,11 @@ import feats.aio
 
 from ._shop import canada_premium, declare, rollout_and_experiment, user
 
-pytestmark = [pytest.mark.redis, pytest.mark.parametrize("decode", [True, False])]
+pytestmark = pytest.mark.redis
+decoding = pytest.mark.parametrize("decode", [True, False])
 
 
+@decoding
 async def test_aio_admin_and_a_following_app(redis_url: str, namespace: str, decode: bool) -> None:
     writer_client = redis.asyncio.Redis.from_url(redis_url, decode_responses=decode)
     reader_client = redis.asyncio.Redis.from_url(redis_url, decode_responses=not decode)
@@ -73,6 +75,7 @@ async def test_aio_admin_and_a_following_app(redis_url: str, namespace: str, dec
     await reader_client.aclose()
 
 
+@decoding
 def test_sync_admin_and_a_following_app(redis_url: str, namespace: str, decode: bool) -> None:
     writer_client = redis.Redis.from_url(redis_url, decode_responses=decode)
     reader_client = redis.Redis.from_url(redis_url, decode_responses=not decode)
@@ -118,3 +121,43 @@ def test_sync_admin_and_a_following_app(redis_url: str, namespace: str, decode: 
         assert reader.status.live and reader.status.skipped == 0
     writer_client.close()
     reader_client.close()
+
+
+def test_a_full_connection_pool_says_so_when_writing(redis_url: str, namespace: str) -> None:
+    pool = redis.ConnectionPool.from_url(redis_url, max_connections=1)
+    client = redis.Redis(connection_pool=pool)
+    app = feats.App(storage=feats.RedisStorage(client, namespace))
+    shop = declare(app)
+    held = pool.get_connection()
+    try:
+        with pytest.raises(feats.StorageError) as raised:
+            app.admin.set_state(shop.PaymentProcessor, canada_premium(shop), author="t", reason="")
+        assert "connection pool is exhausted" in str(raised.value)
+        assert "max_connections" in str(raised.value)
+        assert "read failed" not in str(raised.value)
+    finally:
+        pool.release(held)
+    assert app.admin.history(shop.PaymentProcessor) == []  # nothing written
+    client.close()
+    pool.disconnect()
+
+
+async def test_a_full_asyncio_connection_pool_says_so_when_writing(
+    redis_url: str, namespace: str
+) -> None:
+    pool = redis.asyncio.ConnectionPool.from_url(redis_url, max_connections=1)
+    client = redis.asyncio.Redis(connection_pool=pool)
+    app = feats.aio.App(storage=feats.aio.RedisStorage(client, namespace))
+    shop = declare(app)
+    held = await pool.get_connection()
+    try:
+        with pytest.raises(feats.StorageError) as raised:
+            await app.admin.set_state(
+                shop.PaymentProcessor, canada_premium(shop), author="t", reason=""
+            )
+        assert "connection pool is exhausted" in str(raised.value)
+    finally:
+        await pool.release(held)
+    assert await app.admin.history(shop.PaymentProcessor) == []
+    await client.aclose()
+    await pool.disconnect()
