@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import pytest
 import redis
 import redis.asyncio
@@ -128,7 +130,7 @@ def test_a_full_connection_pool_says_so_when_writing(redis_url: str, namespace: 
     client = redis.Redis(connection_pool=pool)
     app = feats.App(storage=feats.RedisStorage(client, namespace))
     shop = declare(app)
-    held = pool.get_connection()
+    held = cast(Any, pool).get_connection()  # redis-py leaves it untyped
     try:
         with pytest.raises(feats.StorageError) as raised:
             app.admin.set_state(shop.PaymentProcessor, canada_premium(shop), author="t", reason="")
