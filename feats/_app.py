@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Generic
 
 from ._admin import Admin
 from ._base import AppBase
+from ._exposures import ROOM_WAIT_SECONDS
 from ._handles import FeatureClassBase, FeatureHandle, P, R, Ts
 from ._snapshot import Evaluation
 from ._storage import MemoryStorage, Storage
@@ -112,6 +113,10 @@ class App(AppBase[Feature, Boolean]):
             freeze_gc=freeze_gc,
         )
         self.storage: Storage = storage if storage is not None else MemoryStorage()
+        # A thread evaluating flat out holds the interpreter: when its exposures fill the
+        # buffer it lets the writer thread run rather than drop them (an event loop never
+        # waits: feats.aio.App drops at once).
+        self._core.exposures.wait_for_room = ROOM_WAIT_SECONDS
         self.admin = Admin(
             self.storage, self.registry, applied=self._core.apply_write, known=self._core.held
         )

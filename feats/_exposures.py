@@ -49,6 +49,11 @@ logger = logging.getLogger("feats")
 
 EXPOSURE_PAGE = 1_000
 """Stream entries read per round trip while counting."""
+ROOM_POLL_SECONDS = 0.0002
+"""How often a thread waiting for room in a full queue looks again (each look lets the
+writer thread have the interpreter)."""
+ROOM_WAIT_SECONDS = 0.05
+"""How long a sync App's evaluation waits at most for room in a full queue."""
 
 
 Units = deque[str]
@@ -127,6 +132,15 @@ class ExposureBuffer:
         self.listeners: list[ExposureListener] = []
         """Told of every exposure recorded; while there are any, the compiled experiments
         record through queues that tell them (compile anew after the first or the last)."""
+        self.wait_for_room = 0.0
+        """Seconds an evaluation may wait for the writer to make room in a full queue (the
+        sync App: a thread evaluating flat out would otherwise starve the writer thread and
+        drop exposures while Redis answers); 0 drops at once (an event loop never waits)."""
+        self.writer_ready = True
+        """The writer's last write succeeded and no wait for room ran out since: waiting can
+        help. False while storage fails, so that exposures are dropped without waiting."""
+        self.wanted = threading.Event()
+        """Set when a queue is full: the writer writes now, not at its next interval."""
 
     def _tell(self, feature: str, implementation: str, unit: str, version: str | None) -> None:
         for listener in list(self.listeners):
@@ -173,8 +187,22 @@ class ExposureBuffer:
             queues = tuple(self._told(feature, name, version, group.queue(name)) for name in names)
         return queues, tuple(group.limits.get(name, self.capacity) for name in names)
 
-    def overflow(self) -> None:
-        """A unit the hot path could not queue: the queue is full (storage is down)."""
+    def overflow(self, queue: UnitQueue, unit: str, limit: int) -> None:
+        """A unit the hot path found no room for in ``queue``. With ``wait_for_room`` and a
+        writer that is writing, this thread gives the writer the interpreter until there is
+        room (at most ``wait_for_room``); otherwise, or if that runs out, the unit is
+        dropped and counted."""
+        self.wanted.set()
+        if self.wait_for_room and self.writer_ready:
+            deadline = time.monotonic() + self.wait_for_room
+            while self.writer_ready and time.monotonic() < deadline:
+                time.sleep(ROOM_POLL_SECONDS)
+                if len(queue) < limit:
+                    queue.append(unit)
+                    return
+            # The writer cannot keep up (storage is slow or gone): drop without waiting
+            # until it writes again.
+            self.writer_ready = False
         self.dropped += 1
 
     def add(self, feature: str, implementation: str, unit: str, version: str | None) -> None:
@@ -182,10 +210,11 @@ class ExposureBuffer:
         group = self._group(feature, version)
         group.owner = _forever
         queue = group.queue(implementation)
-        if len(queue) < group.limits.get(implementation, self.capacity):
+        limit = group.limits.get(implementation, self.capacity)
+        if len(queue) < limit:
             queue.append(unit)
         else:
-            self.dropped += 1
+            self.overflow(queue, unit, limit)
         if self.listeners:
             self._tell(feature, implementation, unit, version)
 

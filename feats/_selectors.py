@@ -66,7 +66,7 @@ class ExposureSink(Protocol):
         shares: Mapping[str, float],
     ) -> tuple[tuple[UnitQueue, ...], tuple[int, ...]]: ...
 
-    def overflow(self) -> None: ...
+    def overflow(self, queue: UnitQueue, unit: str, limit: int) -> None: ...
 
 
 MAX_WEIGHT = 1e9
@@ -482,7 +482,7 @@ def _experiment(
     names: tuple[str, ...],
     queues: tuple[UnitQueue, ...],
     limits: tuple[int, ...],
-    overflow: Callable[[], None],
+    overflow: Callable[[UnitQueue, str, int], None],
     failed: Failed,
 ) -> Pick:
     def experiment(
@@ -494,7 +494,7 @@ def _experiment(
         names: tuple[str, ...] = names,
         queues: tuple[UnitQueue, ...] = queues,
         limits: tuple[int, ...] = limits,
-        overflow: Callable[[], None] = overflow,
+        overflow: Callable[[UnitQueue, str, int], None] = overflow,
         failed: Failed = failed,
     ) -> str:
         try:
@@ -505,7 +505,7 @@ def _experiment(
             if len(queue) < limits[found]:
                 queue.append(value)
             else:
-                overflow()
+                overflow(queue, value, limits[found])
             return names[found]
         except Exception as error:
             return failed(error)

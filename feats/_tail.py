@@ -349,6 +349,7 @@ class Follower:
     def stop(self) -> None:
         """Ask both threads to end, and cut a blocked read short."""
         self._stop.set()
+        self.core.exposures.wanted.set()
         self.storage.interrupt()
 
     def join(self, timeout: float) -> bool:
@@ -426,16 +427,22 @@ class Follower:
             try:
                 self.storage.add_exposures([encode_exposures(batch) for batch in batches])
             except Exception:
+                buffer.writer_ready = False
                 for batch in reversed(batches):  # each goes back in front of the newer
                     buffer.put_back(batch)
                 return
+            buffer.writer_ready = True
             buffer.written += sum(count_units(batch) for batch in batches)
 
     def _flush_loop(self) -> None:
         """The writer: exposures, and the catalog once something was loaded (off the tail,
         whose connection and time belong to following changes)."""
-        stop = self._stop
-        while not stop.wait(self.flush_interval):
+        stop, wanted = self._stop, self.core.exposures.wanted
+        while True:
+            wanted.wait(self.flush_interval)
+            wanted.clear()
+            if stop.is_set():
+                return
             self.flush()
             if self.core.reloads:
                 self.publish()

@@ -129,3 +129,35 @@ async def test_aio_close_flushes_what_is_buffered(redis_url: str, namespace: str
     check(entries, version, expected)
     assert len(entries) == 1
     await client.aclose()
+
+
+def test_a_sync_app_evaluating_flat_out_waits_for_room_rather_than_drop(
+    redis_url: str, namespace: str
+) -> None:
+    client = redis.Redis.from_url(redis_url)
+    storage = feats.RedisStorage(client, namespace)
+    # Room for 200 exposures and a writer that wakes only when asked: every write below is
+    # one a full queue asked for, while this thread kept evaluating.
+    app = feats.App(storage=storage, exposure_capacity=200, flush_interval=3600)
+    shop = declare(app)
+    people = [user(i) for i in range(20_000)]
+    with app:
+        version = app.admin.set_state(
+            shop.AllowedPriorities,
+            rollout_and_experiment(shop)["AllowedPriorities"],
+            author="t",
+            reason="experiment",
+        )
+        app.wait_for_version(version, timeout=10)
+        expected: Counter[str] = Counter()
+        for person in people:
+            expected[shop.AllowedPriorities.find_implementation(person)] += 1
+            shop.AllowedPriorities.create(person)
+        assert app.status.exposures_dropped == 0, app.status
+        assert app.status.exposures_written >= len(people) - 200, app.status
+        app.flush()
+        assert app.status.exposures_written == len(people), app.status
+    exposures = decode_exposures(read_all_sync(storage))
+    assert Counter(implementation for _, implementation, _, _ in exposures) == expected
+    assert {v for _, _, _, v in exposures} == {version}
+    client.close()
