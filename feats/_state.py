@@ -171,6 +171,8 @@ class Issue:
 
     where: Where
     message: str
+    serves: bool = False
+    """An App serves the rule all the same (a value that is not one of the OPTIONS)."""
 
 
 def shape_issues(state: FeatureState) -> list[Issue]:
@@ -256,6 +258,7 @@ def state_issues(
                             key,
                             f"{label}{value!r} is not an option of {name} "
                             f"(options: {', '.join(options)})",
+                            serves=True,
                         )
                     )
         for implementation in selector.implementations():
@@ -273,6 +276,23 @@ def state_issues(
             if found is not None:
                 issues.append(found)
     return issues
+
+
+def unserved(
+    feature: str, state: FeatureState | None, registry: Registry
+) -> tuple[str | None, dict[RuleKey, str]]:
+    """What an App with ``registry``'s declarations cannot serve of ``state``, as its
+    explain() says it: the whole state (its segments), and rule by rule (drift)."""
+    if state is None or feature not in registry.features:
+        return None, {}
+    broken: str | None = None
+    drift: dict[RuleKey, str] = {}
+    for issue in state_issues(feature, state, registry):
+        if isinstance(issue.where, _Segments):
+            broken = broken or issue.message
+        elif not issue.serves:
+            drift.setdefault(issue.where, issue.message)
+    return broken, drift
 
 
 def _unchanged(issue: Issue, before: FeatureState, after: FeatureState) -> bool:

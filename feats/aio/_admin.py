@@ -36,7 +36,7 @@ from .._diff import DiffLine, diff_states
 from .._errors import ConflictError, FeatsError
 from .._exposures import EXPOSURE_PAGE, ExposureCounter, ExposureReport, exposures_start
 from .._snapshot import Evaluation, explain_values
-from .._state import Change, FeatureState
+from .._state import Change, FeatureState, unserved
 from .._stored import Problem
 from .._verbs import (
     ChangeFeed,
@@ -161,12 +161,16 @@ class Admin:
         own = self._registry
         registry = own if name in own.features else await self.declarations()
         declaration = registry.features.get(name)
+        state = None if record is None else record.state
+        broken, drift = unserved(name, state, registry)
         return explain_values(
             name,
             declaration.default if declaration is not None else "default",
-            None if record is None else record.state,
+            state,
             version,
             resolve_values(values, registry),
+            broken=broken,
+            drift=drift.get,
         )
 
     async def exposures(
