@@ -1,7 +1,10 @@
 """The seed README's shop on one aio App, shared by every example; run it to serve the shop.
 
-The business objects and declarations are feats' shop model (feats/_cli/_shop.py, shown
-whole in the README): the same one ``feats demo`` and the test suite run on.
+The business objects and segments are feats' shop model (feats/_cli/_shop.py): the same
+one ``feats demo`` and the test suite run on. The features are that model's, declared here in
+the typed form (``feats.aio.FeatureClass``), as the README's shop listing shows them:
+``await PaymentProcessor.create(user)`` is typed ``(User) -> Processor`` for mypy and
+pyright. tests/unit/test_shop.py checks that this App declares what the model declares.
 
 ``python examples/shop.py`` runs the shop's App the way a service would, for the README's
 ``feats`` stories: it publishes its catalog to Redis, then prints what a few customers get
@@ -24,6 +27,7 @@ import redis.asyncio
 import feats.aio
 from feats._cli._redact import redact
 from feats._cli._shop import (
+    SEGMENTS,
     AcmeProcessor,
     Address,
     ApertureProcessor,
@@ -33,6 +37,7 @@ from feats._cli._shop import (
     Shop,
     User,
     declare,
+    translate,
 )
 from feats.aio import App
 
@@ -84,16 +89,56 @@ def _storage() -> feats.aio.Storage:
 
 
 app = App(storage=_storage())
-shop = declare(app)
+segments = declare(app, SEGMENTS)
 
-Country = shop.Country
-Subdivision = shop.Subdivision
-UserId = shop.UserId
-UserDevice = shop.UserDevice
-PaymentProcessor = shop.PaymentProcessor
-AllowedPriorities = shop.AllowedPriorities
-ConfirmText = shop.ConfirmText
-ImageProcessing = shop.ImageProcessing
+Country = segments.Country
+Subdivision = segments.Subdivision
+UserId = segments.UserId
+UserDevice = segments.UserDevice
+
+
+# -- the features: the shop model's, typed (tests/unit/test_shop.py checks they are the same) --
+
+
+class PaymentProcessor(feats.aio.FeatureClass[[User], Processor], app=app):
+    @app.default
+    def acme(self, user: User) -> AcmeProcessor:
+        """2% + $0.30 / Transaction"""
+        return AcmeProcessor()
+
+    def premium(self, user: User) -> PremiumProcessor:
+        """4% + $0.50 / Transaction"""
+        return PremiumProcessor()
+
+    def aperture(self, user: User) -> ApertureProcessor:
+        """1% + $0.00 / Transaction"""
+        return ApertureProcessor()
+
+
+class AllowedPriorities(feats.aio.FeatureClass[[User], list[str]], app=app):
+    @app.default
+    def no_priority(self, user: User) -> list[str]:
+        return []
+
+    def two_priorities(self, user: User) -> list[str]:
+        return ["Important", "Normal"]
+
+    def three_priorities(self, user: User) -> list[str]:
+        return ["Important", "Normal", "Unimportant"]
+
+
+@app.boolean
+def ImageProcessing(user: User) -> bool:
+    return True  # This is the default value
+
+
+class ConfirmText(feats.aio.FeatureClass[[User], str], app=app):
+    @app.default
+    def submit(self, user: User) -> str:
+        return translate(user.language, "Submit")
+
+    def save(self, user: User) -> str:
+        return translate(user.language, "Save")
 
 
 def describe(state: feats.aio.FeatureState | None) -> str:
@@ -157,6 +202,8 @@ async def serve(redis_url: str, namespace: str, users: int = 1000) -> None:
     """Run the shop's App on Redis until SIGINT or SIGTERM, with ``users`` customers
     evaluating its features, printing each change the App applies."""
     client = redis.asyncio.Redis.from_url(redis_url, socket_timeout=5)
+    # An App of its own, on redis_url and namespace: the shop model declares on it the same
+    # features as the typed classes above declare on ``app``.
     serving = App(storage=feats.aio.RedisStorage(client, namespace))
     handles = declare(serving)
 

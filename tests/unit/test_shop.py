@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 import feats
 import feats.aio
+from feats._catalog import declarations_document
 from feats._cli._shop import (
     FEATURES,
     SEGMENTS,
@@ -60,3 +67,71 @@ def test_the_business_objects() -> None:
     processor = ApertureProcessor()
     assert processor == "aperture" and repr(processor) == "ApertureProcessor()"
     assert processor.charge(40.0) == "Aperture charged $40.00 (fee $0.40)"
+
+
+# -- examples/shop.py: the shop model's features, in the typed form ---------------------------
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _examples_shop(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
+    """examples/shop.py, imported afresh on memory (as the examples run without Redis)."""
+    monkeypatch.delenv("FEATS_REDIS_URL", raising=False)
+    spec = importlib.util.spec_from_file_location("examples_shop", EXAMPLES / "shop.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _without_feature_modules(document: dict[str, Any]) -> dict[str, Any]:
+    """The declarations, less the module each feature was declared in (the model's or the
+    example's); the types, names, docs, defaults and segments all stay."""
+    return {
+        **document,
+        "features": [
+            {key: value for key, value in feature.items() if key != "module"}
+            for feature in document["features"]
+        ],
+    }
+
+
+def test_examples_shop_declares_what_the_shop_model_declares(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    example = _examples_shop(monkeypatch)
+    model = feats.aio.App()
+    declare(model)
+    declared = declarations_document(example.app.registry)
+    assert _without_feature_modules(declared) == _without_feature_modules(
+        declarations_document(model.registry)
+    )
+    # Segments are the model's own; the features are declared in the example, typed.
+    assert declared["segments"] == declarations_document(model.registry)["segments"]
+    assert {feature["module"] for feature in declared["features"]} == {"examples_shop"}
+    for name in ("PaymentProcessor", "AllowedPriorities", "ConfirmText"):
+        assert issubclass(getattr(example, name), feats.aio.FeatureClass), name
+    assert isinstance(example.ImageProcessing, feats.aio.Boolean)
+
+
+async def test_examples_shop_answers_as_the_shop_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    example = _examples_shop(monkeypatch)
+    customer = User(1, "DE", language="de")
+    async with example.app:
+        assert isinstance(await example.PaymentProcessor.create(customer), AcmeProcessor)
+        assert await example.AllowedPriorities.create(customer) == []
+        assert await example.ConfirmText.create(customer) == "Absenden"
+        assert await example.ImageProcessing.is_enabled(customer) is True
+        assert example.PaymentProcessor.valid_segments() == list(SEGMENTS)
+
+
+def test_the_readme_shop_listings_features_are_examples_shop_code() -> None:
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    section = readme[readme.index("### The shop the stories run on") :]
+    listing = section[section.index("```python\n") + len("```python\n") : section.index("\n```\n")]
+    features = listing[listing.index("class PaymentProcessor(") :]
+    assert features.count("FeatureClass[") == 3
+    assert features in (EXAMPLES / "shop.py").read_text(), (
+        "the README's shop features are not examples/shop.py's code"
+    )
