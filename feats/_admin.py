@@ -1,5 +1,5 @@
 # Generated from feats/aio/_admin.py by scripts/unasync.py: edit that file, then run the script.
-"""The asyncio admin: reading and changing configuration, with history, diffs and rollback.
+"""The sync admin: reading and changing configuration, with history, diffs and rollback.
 
 Every decision lives in the sans-IO modules (_changes, _verbs, _diff, _catalog,
 _exposures); this class only does the reads and writes.

@@ -184,7 +184,7 @@ end
 EPOCH_SCRIPT = EPOCH_LUA + "return EPOCH(KEYS[1])"
 LOAD_SCRIPT = (
     EPOCH_LUA
-    + """
+    + f"""
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local head = '0-0'
 if #last > 0 then head = last[1][1] end
@@ -192,10 +192,10 @@ local states = redis.call('HGETALL', KEYS[2])
 local limit = tonumber(ARGV[1])
 -- Each record with its version, in one list: (name, version, record) triples, so the App
 -- pairs them without building a dictionary of versions first.
-local records = {}
+local records = {{}}
 for i = 1, #states, 2 do
   local record = states[i + 1]
-  if limit and string.len(record) > limit then record = 'oversized:' .. string.len(record) end
+  if limit and string.len(record) > limit then record = '{OVERSIZED}' .. string.len(record) end
   local version = redis.call('HGET', KEYS[3], states[i])
   if version then
     records[#records + 1] = states[i]
@@ -203,7 +203,7 @@ for i = 1, #states, 2 do
     records[#records + 1] = record
   end
 end
-return {head, EPOCH(KEYS[4]), records}
+return {{head, EPOCH(KEYS[4]), records}}
 """
 )
 

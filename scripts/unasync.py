@@ -37,6 +37,8 @@ SUBSTITUTIONS = [
     (r"redis\.asyncio", "redis-py"),
     (r"asyncio shell", "sync shell"),
     (r"asyncio App", "sync App"),
+    (r"The asyncio admin", "The sync admin"),
+    (r"The asyncio storages", "The sync storages"),
 ]
 MARKER = "  # unasync: "
 """A line ending in ``# unasync: CODE`` becomes CODE in the sync twin (same indentation);

@@ -1,6 +1,6 @@
 """How the asyncio storages do what differs between the shells: waits, WAIT on one
-connection, fork. feats/_io.py has the same names for the sync storages, generated from
-the asyncio ones."""
+connection, fork. feats/_io.py, written by hand too, has the same names for the sync
+storages (which scripts/unasync.py generates from the asyncio ones)."""
 
 from __future__ import annotations
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import feats
+from feats._selectors import rule_label as core_rule_label
+from feats._stored import version_position
 
 __all__ = [
     "HEARTBEAT_SECONDS",
@@ -38,19 +40,14 @@ COLORS = 8
 
 def version_key(version: str | None) -> tuple[int, int]:
     """Stream ids (``ms-seq``) in the order Redis wrote them; "" and None come first."""
-    if not version:
-        return (-1, -1)
-    ms, _, seq = version.partition("-")
-    try:
-        return int(ms), int(seq or 0)
-    except ValueError:
-        return (-1, -1)
+    return version_position(version) if version else (-1, -1)
 
 
 def rule_label(segments: Sequence[str], key: tuple[str, ...] | None) -> str:
+    """The core's label of a rule, with the fallthrough said as a page reads it."""
     if key is None:
         return "everyone else" if segments else "everyone"
-    return ", ".join(f"{name}={value}" for name, value in zip(segments, key, strict=False))
+    return core_rule_label(segments, key)
 
 
 def summary(state: feats.FeatureState | None, default: str | None) -> str:
