@@ -106,15 +106,13 @@ def test_a_pinned_state_answers_and_explain_says_so(app: feats.App) -> None:
     processor = declare_payments(app)
     with app:
         app.admin.set_state(processor, payments_state(segments), author="t", reason="")
-        app._core.override(
-            processor.name, feats.FeatureState(rules={None: feats.Static("aperture")})
-        )
+        app.override(processor, feats.FeatureState(rules={None: feats.Static("aperture")}))
         assert processor.find_implementation(user(1, "CA")) == "aperture"
         assert processor.explain(user(1, "CA")).reason.startswith("overridden in this process")
         # A change from storage does not undo the pin.
         app.admin.set_state(processor, None, author="t", reason="")
         assert processor.find_implementation(user(1, "CA")) == "aperture"
-        app._core.override(processor.name, None)
+        app.override(processor, None)
         assert processor.find_implementation(user(1, "CA")) == "acme"
 
 
