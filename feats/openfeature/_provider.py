@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -33,7 +34,7 @@ from feats import (
 )
 
 from ._context import segment_values
-from ._values import answers, typed_value
+from ._values import _answers, typed_value
 
 __all__ = ["FeatsProvider", "Inputs"]
 
@@ -84,6 +85,16 @@ def _reason(evaluation: Evaluation) -> Reason:
     if selector.hashing() is None:
         return Reason.STATIC if evaluation.rule is None else Reason.TARGETING_MATCH
     return Reason.SPLIT
+
+
+def _return_annotation(implementation: Implementation) -> tuple[Any, bool]:
+    """The return annotation as ``answers()`` resolves it (the declared type's name when
+    it cannot be), and whether it resolved."""
+    try:
+        hints = typing.get_type_hints(implementation.function)
+    except Exception:
+        return implementation.returns, False
+    return hints.get("return", implementation.returns), True
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
@@ -141,6 +152,8 @@ class FeatsProvider(AbstractProvider):
         self._loaded = status.reloads > 0
         self._closing: asyncio.Task[None] | None = None
         self._last_change: tuple[str, tuple[str, ...]] | None = None
+        self._returns: dict[str, tuple[FeatureDeclaration, dict[str, Any]]] = {}
+        """Per feature: its declaration and its implementations' resolved return annotations."""
         app.add_status_listener(self._on_status)
         app.add_listener(self._on_change)
 
@@ -354,7 +367,7 @@ class FeatsProvider(AbstractProvider):
             value = implementation == "enabled"
             return self._resolved(value, implementation, reason, metadata, evaluation)
         chosen = declaration.implementations[implementation]
-        if kind is not FlagType.BOOLEAN and not answers(chosen, kind):
+        if kind is not FlagType.BOOLEAN and not self._answers(declaration, chosen, kind):
             return _error(
                 default,
                 ErrorCode.TYPE_MISMATCH,
@@ -382,6 +395,27 @@ class FeatsProvider(AbstractProvider):
                 "FeatsProvider(inputs=...) to build them from the evaluation context",
             )
         return _Call(key, chosen, args, kind, default, reason, metadata, evaluation)
+
+    def _answers(
+        self, declaration: FeatureDeclaration, implementation: Implementation, kind: FlagType
+    ) -> bool:
+        """``answers(implementation, kind)``, with the return annotation resolved once per
+        implementation rather than by ``typing.get_type_hints`` (a compile and an eval per
+        annotation) on every resolution. Kept per feature and dropped if the registry ever
+        holds another declaration under its name (an App's never does); an annotation that
+        does not resolve yet (a forward reference) is not kept, so it is tried again."""
+        cached = self._returns.get(declaration.name)
+        if cached is None or cached[0] is not declaration:
+            cached = (declaration, {})
+            self._returns[declaration.name] = cached
+        annotations = cached[1]
+        try:
+            annotation = annotations[implementation.name]
+        except KeyError:
+            annotation, resolved = _return_annotation(implementation)
+            if resolved:
+                annotations[implementation.name] = annotation
+        return _answers(annotation, kind)
 
     def _arguments(
         self,

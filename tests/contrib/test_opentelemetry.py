@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -21,6 +22,7 @@ import feats.aio
 from feats.contrib.opentelemetry import EvaluationEvents, openfeature_hook
 from feats.openfeature import FeatsProvider
 from tests.conformance._shop import Shopper, declare_shop, shopper_inputs
+from tests.servers import RedisServer, redis_server_available
 
 SEMCONV_NAMES = {
     "feature_flag.key",
@@ -200,7 +202,7 @@ def test_no_user_identifier_unless_a_segment_is_named(
     assert "feature_flag.context.id" not in third
 
 
-def test_drift_and_staleness_are_their_reasons(telemetry: Telemetry) -> None:
+def test_drift_is_an_error_with_its_reason(telemetry: Telemetry) -> None:
     storage = feats.MemoryStorage()
     app = feats.App(storage=storage)
     handles = declare_shop(app)
@@ -226,6 +228,65 @@ def test_drift_and_staleness_are_their_reasons(telemetry: Telemetry) -> None:
     assert drift["error.type"] == "general"
     assert "huge" in str(drift["error.message"])
     assert drift["feature_flag.result.variant"] == "standard"
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not redis_server_available(), reason="needs a redis-server binary")
+def test_a_stale_app_gives_the_stale_reason(telemetry: Telemetry) -> None:
+    """A redis-server of this test's own is killed: the listener and the hook both say
+    ``stale`` while the last configuration still answers, at its version."""
+    with RedisServer(name="otel-stale") as server:
+        client = server.client(socket_timeout=1.0, socket_connect_timeout=1.0)
+        try:
+            app = feats.App(
+                storage=feats.RedisStorage(redis=client, namespace="otel-stale", block_ms=300),
+                block_ms=300,
+            )
+            handles = declare_shop(app)
+            versions = configure(app, handles)
+            stale = threading.Event()
+
+            def on_status(status: feats.Status) -> None:
+                if status.state == "stale":
+                    stale.set()
+
+            app.add_status_listener(on_status)
+            app.add_evaluation_listener(EvaluationEvents(logger_provider=telemetry.provider))
+            with app:
+                for version in versions.values():
+                    app.wait_for_version(version, timeout=10)
+                api.set_provider_and_wait(
+                    FeatsProvider(app, inputs=shopper_inputs, owns_app=False), domain="otel-stale"
+                )
+                try:
+                    of_client = api.get_client("otel-stale")
+                    of_client.add_hooks([openfeature_hook(logger_provider=telemetry.provider)])
+                    context = EvaluationContext("1", {"Country": "CA"})
+                    shopper = Shopper(1, "CA")
+                    handles["PaymentProcessor"].create(shopper)
+                    assert of_client.get_string_value("PaymentProcessor", "none", context) == (
+                        "premium"
+                    )
+                    server.kill()
+                    assert stale.wait(timeout=15), app.status
+                    handles["PaymentProcessor"].create(shopper)
+                    assert of_client.get_string_value("PaymentProcessor", "none", context) == (
+                        "premium"
+                    )
+                finally:
+                    api.shutdown()
+        finally:
+            client.close()
+    live_listener, live_hook, stale_listener, stale_hook = telemetry.events()
+    expected = {
+        "feature_flag.key": "PaymentProcessor",
+        "feature_flag.result.variant": "premium",
+        "feature_flag.provider.name": "feats",
+        "feature_flag.version": versions["PaymentProcessor"],
+    }
+    live = {**expected, "feature_flag.result.reason": "targeting_match"}
+    assert live_listener == live_hook == live
+    assert stale_listener == stale_hook == {**expected, "feature_flag.result.reason": "stale"}
 
 
 def test_the_openfeature_hook_emits_successes_and_errors(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -10,9 +11,11 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 import feats
+from feats._layout import Keys
 from feats.contrib.prometheus import FeatsCollector, exposition
 from tests.conformance._shop import Shopper, declare_shop
-from tests.servers import FaultProxy
+from tests.servers import FaultProxy, RedisServer, redis_server_available
+from tests.servers._common import as_str
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -34,8 +37,6 @@ def names(samples: Samples) -> set[str]:
 
 
 def poll(condition: Any, what: str, timeout: float = 15.0) -> None:
-    import time
-
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -180,6 +181,88 @@ def test_a_change_from_another_app_is_a_propagation_sample_and_an_outage_is_coun
     assert value(stale, "feats_lag_seconds") >= 0.0
     assert value(again, "feats_state", state="live") == 1.0
     assert value(again, "feats_outages_total") == 1.0
+
+
+def inject(raw: redis.Redis, keys: Keys, fields: dict[str, str]) -> str:
+    """XADD an entry chained to the change log's head, as the write script would."""
+    last = raw.xrevrange(keys.log, count=1)
+    prev = as_str(last[0][0]) if last else "0-0"
+    entry: dict[Any, Any] = {"prev": prev, **fields}
+    return as_str(raw.xadd(keys.log, entry))
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not redis_server_available(), reason="needs a redis-server binary")
+def test_confirmations_skipped_records_and_reseeds_are_counted(
+    registry: CollectorRegistry,
+) -> None:
+    """On a redis-server of this test's own: the confirmed timestamp follows the tail's
+    answers from storage, a bad change-log entry is one skipped record, and the server
+    restarted empty is one re-seed."""
+    namespace = "prometheus"
+    keys = Keys(namespace)
+    with RedisServer(name="prometheus") as server:
+        client = server.client(socket_timeout=1.0, socket_connect_timeout=1.0)
+        raw = server.client(socket_timeout=1.0, socket_connect_timeout=1.0)
+        try:
+            app = feats.App(
+                storage=feats.RedisStorage(redis=client, namespace=namespace, block_ms=300),
+                block_ms=300,
+            )
+            handles = declare_shop(app)
+            registry.register(FeatsCollector(app))
+            version = app.admin.set_state(
+                "Limit",
+                feats.FeatureState(rules={None: feats.Static("high")}),
+                author="t",
+                reason="",
+            )
+            before = scrape(registry)
+            started = time.time()
+            with app:
+                app.wait_for_version(version, timeout=10)
+                live = scrape(registry)
+                scraped = time.time()
+
+                def confirmed() -> float:
+                    return value(scrape(registry), "feats_confirmed_timestamp_seconds")
+
+                first = value(live, "feats_confirmed_timestamp_seconds")
+                # Idle, the App confirms again each time its blocked read comes back empty.
+                poll(lambda: confirmed() > first, "a later confirmation")
+                bad = inject(raw, keys, {"feature": "Limit", "record": "{this is not json"})
+                app.wait_for_version(bad, timeout=10)
+                skipped = scrape(registry)
+                assert handles["Limit"].create(Shopper(1, "CA")) == 100  # the last good state
+                server.kill()
+                poll(lambda: app.status.stale, "the App to go stale")
+                noticed = time.time()
+                stale = scrape(registry)
+                restarting = time.time()
+                server.start()  # no persistence: it comes back empty
+                poll(lambda: app.status.reseeds >= 1 and app.status.live, "the re-seed")
+                again = scrape(registry)
+                assert as_str(raw.hget(keys.versions, "Limit")) == version
+        finally:
+            raw.close()
+            client.close()
+    assert "feats_confirmed_timestamp_seconds" not in names(before)
+    assert value(before, "feats_skipped_records_total") == 0.0
+    assert value(before, "feats_reseeds_total") == 0.0
+    assert started <= first <= scraped
+    assert value(live, "feats_skipped_records_total") == 0.0
+    assert value(live, "feats_reseeds_total") == 0.0
+    assert value(skipped, "feats_skipped_records_total") == 1.0
+    assert value(skipped, "feats_reseeds_total") == 0.0
+    # Nothing is confirmed while the server is down: the last confirmation stands.
+    down = value(stale, "feats_confirmed_timestamp_seconds")
+    assert value(skipped, "feats_confirmed_timestamp_seconds") <= down <= noticed
+    assert value(stale, "feats_state", state="stale") == 1.0
+    assert value(stale, "feats_reseeds_total") == 0.0
+    assert value(again, "feats_reseeds_total") == 1.0
+    assert value(again, "feats_skipped_records_total") == 1.0
+    assert value(again, "feats_confirmed_timestamp_seconds") >= restarting
+    assert value(again, "feats_state", state="live") == 1.0
 
 
 def test_one_collector_per_registry(registry: CollectorRegistry) -> None:
