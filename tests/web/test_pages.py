@@ -8,7 +8,7 @@ from starlette.testclient import TestClient
 import feats.aio
 import feats.web
 
-from ._shop import user
+from ._shop import COUNTRIES, SHOP, SHOP_FEATURES, user
 from .conftest import SECRET, Serving
 
 
@@ -20,7 +20,7 @@ def test_overview_lists_every_feature_with_its_configuration(
     )
     page = viewer.get("/")
     assert page.status_code == 200
-    for name in ("PaymentProcessor", "AllowedPriorities", "ImageProcessing"):
+    for name in SHOP_FEATURES:
         assert f'id="feature-{name}"' in page.text
     row = page.text.split('id="feature-PaymentProcessor"')[1].split("</tr>")[0]
     assert "Country=CA → premium" in row and "everyone else → the default (acme)" in row
@@ -49,7 +49,7 @@ def test_feature_page_shows_declarations_and_rules(viewer: TestClient, serving: 
         and "2% + $0.30 / Transaction" in default_row
     )
     assert "4% + $0.50 / Transaction" in page and "1% + $0.00 / Transaction" in page
-    for option in ("US", "CA", "GB", "DE", "MX"):
+    for option in COUNTRIES:
         assert f'<span class="chip">{option}</span>' in page
     assert "The ISO-3166 2 char country code of the object" in page
     assert "rollout by UserId: aperture 5%, acme 95%" in page
@@ -99,7 +99,8 @@ def test_exposures_drift_and_catalog(viewer: TestClient, serving: Serving) -> No
     drift = viewer.get("/drift").text
     assert "ImageProcessing" in drift and "never configured" in drift
     catalog = viewer.get("/catalog").text
-    assert "PaymentProcessor" in catalog and "UserDevice" in catalog
+    for name in SHOP:
+        assert name in catalog
     assert "● live" in catalog and 'id="live-meaning"' in catalog
 
 

@@ -80,8 +80,8 @@ def test_overview_marks_the_rules_no_app_can_serve(
         "⚠ undeclared: configured, but no App declares this feature"
     ]
     # Declared and never configured is not drift worth a mark on the overview.
-    assert _marks(_row(page.text, "AllowedPriorities")) == []
-    assert _marks(_row(page.text, "ImageProcessing")) == []
+    for name in ("AllowedPriorities", "ImageProcessing", "ConfirmText"):
+        assert _marks(_row(page.text, name)) == [], name
     assert "undeclared" in _row(page.text, "Legacy").split('class="sub"')[1].split("</div>")[0]
 
 
