@@ -114,6 +114,7 @@ def test_us_rollout_of_aperture_to_five_percent(page: Page, stack: Stack, shoot:
     page.get_by_role("link", name="Roll out…").click()
     page.get_by_label("Country").select_option("US")
     page.locator("select[name=by]").select_option("UserId")
+    expect(page.locator(".hint .by-name")).to_have_text("UserId")
     # Typed as for the CLI (aperture=5 acme=95): the rule reads in that order, not in the
     # order of the declaration (acme first).
     set_weights(page, {"aperture": 5, "acme": 95})

@@ -167,6 +167,10 @@
       slider.addEventListener("input", function () { number.value = slider.value; filledIn(number); updateTotal(); askPlan(); });
       number.addEventListener("input", function () { slider.value = number.value; filledIn(number); updateTotal(); });
     });
+    // The hint names the segment the split reads: the one chosen now.
+    var by = form.querySelector("select.by");
+    var byName = form.querySelector(".by-name");
+    if (by && byName) by.addEventListener("change", function () { byName.textContent = by.value; });
     form.addEventListener("input", askPlan);
     form.addEventListener("change", askPlan);
     updateTotal();
