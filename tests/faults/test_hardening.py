@@ -384,6 +384,38 @@ def test_an_asyncio_app_outlives_its_first_event_loop(server: RedisServer, names
     asyncio.run(second())
 
 
+def test_an_asyncio_client_is_refused_on_a_second_loop_while_its_first_runs(
+    server: RedisServer, namespace: str
+) -> None:
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="first-loop", daemon=True)
+    thread.start()
+    client = async_client(server.url)
+    aio = aio_app(client, namespace)
+
+    async def first() -> None:
+        await aio.app.start()
+        await aio.app.admin.get_state(aio.Checkout)  # its client now belongs to this loop
+
+    try:
+        asyncio.run_coroutine_threadsafe(first(), loop).result(10)
+
+        async def second() -> None:
+            assert await aio.Checkout.create(CANADIAN) == "classic"  # evaluation works anywhere
+            with pytest.raises(feats.FeatsError, match="another one, still running"):
+                await aio.app.admin.get_state(aio.Checkout)
+
+        asyncio.run(second())
+        # The first loop keeps its client: it still answers there.
+        asyncio.run_coroutine_threadsafe(aio.app.admin.get_state(aio.Checkout), loop).result(10)
+    finally:
+        asyncio.run_coroutine_threadsafe(aio.app.aclose(), loop).result(10)
+        asyncio.run_coroutine_threadsafe(client.aclose(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+
+
 # -- what a raising segment leaves in logs and explanations --------------------------------
 
 
