@@ -18,7 +18,7 @@ from ._io import (
     check_loop,
     follower_storage,
     forget_connections,
-    pipelined,
+    sent_as_one_buffer,
     storage_errors,
     wait_for_entries,
     write_and_wait,
@@ -318,7 +318,7 @@ class RedisStorage:
             return
         check_loop(self)
         with storage_errors("exposure write"):
-            pipelined(self.redis, commands)
+            sent_as_one_buffer(self.redis, commands)
 
     def read_exposures(self, after: str, count: int) -> list[RawEntry]:
         reply = self._raw(

@@ -39,6 +39,12 @@ async def pipelined(client: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
     return replies
 
 
+async def sent_as_one_buffer(client: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
+    """``pipelined``. An App writes its exposures from a thread, through feats/_io.py's,
+    where sending them apart costs interpreter hand-overs; here it is an ordinary pipeline."""
+    return await pipelined(client, commands)
+
+
 async def write_and_wait(client: Any, commands: list[tuple[Any, ...]]) -> tuple[Any, Any]:
     """The write script and WAIT on one connection: WAIT counts that connection's writes."""
     if not hasattr(client, "get_node_from_key"):

@@ -48,7 +48,7 @@ from ._io import (
     check_loop,
     follower_storage,
     forget_connections,
-    pipelined,
+    sent_as_one_buffer,
     storage_errors,
     wait_for_entries,
     write_and_wait,
@@ -323,7 +323,7 @@ class RedisStorage:
             return
         check_loop(self)
         with storage_errors("exposure write"):
-            await pipelined(self.redis, commands)
+            await sent_as_one_buffer(self.redis, commands)
 
     async def read_exposures(self, after: str, count: int) -> list[RawEntry]:
         reply = await self._raw(

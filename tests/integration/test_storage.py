@@ -163,3 +163,23 @@ async def test_a_full_asyncio_connection_pool_says_so_when_writing(
     assert await app.admin.history(shop.PaymentProcessor) == []
     await client.aclose()
     await pool.disconnect()
+
+
+def test_commands_sent_as_one_buffer_answer_in_order_and_an_error_spoils_no_later_reply(
+    redis_url: str, namespace: str
+) -> None:
+    from feats._io import sent_as_one_buffer
+
+    client = redis.Redis.from_url(redis_url)
+    key, text = f"{namespace}:n", f"{namespace}:text"
+    client.set(text, "not a number")
+    big = "x" * 200_000
+    replies = sent_as_one_buffer(client, [("SET", key, big), ("STRLEN", key), ("PING",)])
+    assert replies == [b"OK", 200_000, b"PONG"]
+    with pytest.raises(redis.ResponseError):
+        sent_as_one_buffer(client, [("INCR", text), ("PING",), ("ECHO", "late")])
+    # The connection that had replies left unread was dropped, not reused.
+    assert sent_as_one_buffer(client, [("ECHO", "next")]) == [b"next"]
+    assert client.echo("plain") == b"plain"
+    client.delete(key, text)
+    client.close()
