@@ -92,7 +92,7 @@ def test_freeze_gc_false_freezes_nothing(freezes: Calls) -> None:
     app = run_app(freeze_gc=False)
     try:
         assert freezes == []
-        assert gc.get_freeze_count() == before
+        assert gc.get_freeze_count() <= before  # frozen objects freed meanwhile leave it
         assert not frozen(app.registry)
         assert not frozen(app)
     finally:
@@ -107,7 +107,7 @@ def test_an_app_freezes_nothing_once_the_process_cap_is_reached(
     app = run_app(freeze_gc=True)
     try:
         assert freezes == [(True, False), (False, False)]  # asked for, refused
-        assert gc.get_freeze_count() == before
+        assert gc.get_freeze_count() <= before  # frozen objects freed meanwhile leave it
         assert not frozen(app.registry)
         assert tail._freezes == tail.MAX_FREEZES
     finally:
@@ -154,7 +154,7 @@ def test_freeze_heap_if_not_recent_skips_within_the_recent_window(
     before = gc.get_freeze_count()
     young = [object()]
     assert tail.freeze_heap(if_not_recent=True) is False
-    assert gc.get_freeze_count() == before
+    assert gc.get_freeze_count() <= before  # frozen objects freed meanwhile leave it
     assert not frozen(young)
     assert tail._freezes == 0  # a skipped freeze costs none of the budget
     # Unconditional freezes are not held back by a recent one.
