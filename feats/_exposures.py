@@ -47,6 +47,8 @@ __all__ = [
 _hash = xxhash.xxh3_64_intdigest
 logger = logging.getLogger("feats")
 
+EXPOSURE_BATCH = 5_000
+"""Exposures per stream entry at most."""
 EXPOSURE_PAGE = 1_000
 """Stream entries read per round trip while counting."""
 ROOM_POLL_SECONDS = 0.0002
@@ -129,6 +131,7 @@ class ExposureBuffer:
         self.written = 0
         self._groups: dict[tuple[str, str | None], _Group] = {}
         self._lock = threading.Lock()
+        self._taking = threading.Lock()
         self.listeners: list[ExposureListener] = []
         """Told of every exposure recorded; while there are any, the compiled experiments
         record through queues that tell them (compile anew after the first or the last)."""
@@ -225,8 +228,34 @@ class ExposureBuffer:
             for queue in list(group.queues.values())
         )
 
+    def take_batches(self, batches: int) -> list[Batch]:
+        """Up to ``batches`` batches of EXPOSURE_BATCH units, for one round trip."""
+        taken: list[Batch] = []
+        for _ in range(batches):
+            batch = self.take(EXPOSURE_BATCH)
+            if not batch:
+                break
+            taken.append(batch)
+        return taken
+
+    def sent(self, batches: Sequence[Batch]) -> None:
+        """``batches`` are in storage."""
+        self.writer_ready = True
+        self.written += sum(count_units(batch) for batch in batches)
+
+    def unsent(self, batches: Sequence[Batch]) -> None:
+        """Writing ``batches`` failed: each goes back in front of the newer units."""
+        self.writer_ready = False
+        for batch in reversed(batches):
+            self.put_back(batch)
+
     def take(self, limit: int) -> Batch:
-        """Up to ``limit`` units, grouped; forgets the groups nobody appends to any more."""
+        """Up to ``limit`` units, grouped; forgets the groups nobody appends to any more.
+        Writers on two threads (an asyncio App's loop and its writer thread) take in turn."""
+        with self._taking:
+            return self._take(limit)
+
+    def _take(self, limit: int) -> Batch:
         batch: Batch = []
         left = limit
         for key, group in list(self._groups.items()):
@@ -254,6 +283,10 @@ class ExposureBuffer:
     def put_back(self, batch: Batch) -> None:
         """Return an unwritten batch to the front of its queues, dropping (and counting)
         the newest units of a queue beyond its limit."""
+        with self._taking:
+            self._put_back(batch)
+
+    def _put_back(self, batch: Batch) -> None:
         for feature, implementation, version, units in batch:
             group = self._group(feature, version)
             queue = group.queue(implementation)

@@ -15,7 +15,7 @@ from typing import Protocol
 
 from ._catalog import CatalogPublisher, catalog_fields
 from ._core import AppCore, Breathe
-from ._exposures import count_units, encode_exposures
+from ._exposures import encode_exposures
 from ._snapshot import CompiledFeature
 from ._stored import Loaded, RawEntry, version_position
 
@@ -273,8 +273,6 @@ def freeze_heap(*, if_not_recent: bool = False) -> bool:
 
 BREATH_SECONDS = 0.001
 """Longest stretch of work the tail does before it lets other threads (an event loop) run."""
-EXPOSURE_BATCH = 5_000
-"""Exposures per stream entry at most."""
 EXPOSURE_ENTRIES_PER_WRITE = 20
 """Stream entries per round trip at most: behind a thread evaluating flat out, the writer
 gets the interpreter only every switch interval (5 ms) or so, and each round trip needs it
@@ -417,22 +415,13 @@ class Follower:
     def flush(self) -> None:
         """Write the buffered exposures; what cannot be written goes back to the buffer."""
         buffer = self.core.exposures
-        while len(buffer):
-            batches = []
-            for _ in range(EXPOSURE_ENTRIES_PER_WRITE):
-                batch = buffer.take(EXPOSURE_BATCH)
-                if not batch:
-                    break
-                batches.append(batch)
+        while batches := buffer.take_batches(EXPOSURE_ENTRIES_PER_WRITE):
             try:
                 self.storage.add_exposures([encode_exposures(batch) for batch in batches])
             except Exception:
-                buffer.writer_ready = False
-                for batch in reversed(batches):  # each goes back in front of the newer
-                    buffer.put_back(batch)
+                buffer.unsent(batches)
                 return
-            buffer.writer_ready = True
-            buffer.written += sum(count_units(batch) for batch in batches)
+            buffer.sent(batches)
 
     def _flush_loop(self) -> None:
         """The writer: exposures, and the catalog once something was loaded (off the tail,
