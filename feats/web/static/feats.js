@@ -27,9 +27,12 @@
     return text;
   }
 
+  // A change that comes while the page fetches itself may be newer than what that fetch
+  // gets: it is kept, and the page fetches itself again once the fetch in flight is done.
   var refreshing = false;
+  var pending = null;
   function refresh(message) {
-    if (refreshing) return;
+    if (refreshing) { pending = message; return; }
     refreshing = true;
     fetch(window.location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
       .then(function (response) {
@@ -47,7 +50,10 @@
         if (message) say(message);
       })
       .catch(function () { if (message) say(message + " (reload the page to see it)"); })
-      .then(function () { refreshing = false; });
+      .then(function () {
+        refreshing = false;
+        if (pending !== null) { var next = pending; pending = null; refresh(next); }
+      });
   }
 
   function onChange(change) {
