@@ -115,7 +115,7 @@ class App(AppBase[Feature, Boolean]):
         self.storage: Storage = storage if storage is not None else MemoryStorage()
         # A thread evaluating flat out holds the interpreter: when its exposures fill the
         # buffer it lets the writer thread run rather than drop them (an event loop never
-        # waits: feats.aio.App drops at once).
+        # waits: feats.aio.App writes them from its loop too).
         self._core.exposures.wait_for_room = ROOM_WAIT_SECONDS
         self.admin = Admin(
             self.storage, self.registry, applied=self._core.apply_write, known=self._core.held

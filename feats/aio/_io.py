@@ -40,8 +40,8 @@ async def pipelined(client: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
 
 
 async def sent_as_one_buffer(client: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
-    """``pipelined``. An App writes its exposures from a thread, through feats/_io.py's,
-    where sending them apart costs interpreter hand-overs; here it is an ordinary pipeline."""
+    """``pipelined``: on an event loop, a pipeline's writes cost no interpreter hand-over
+    (feats/_io.py's, on a thread, do)."""
     return await pipelined(client, commands)
 
 
