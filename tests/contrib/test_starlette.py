@@ -175,6 +175,7 @@ def test_metrics_are_served_at_a_path_when_asked(redis_url: str, namespace: str)
         openmetrics = client.get("/metrics", headers={"Accept": "application/openmetrics-text"})
         assert openmetrics.headers["content-type"].startswith("application/openmetrics-text")
         assert openmetrics.text.rstrip().endswith("# EOF")
+    # Starlette types a route as BaseRoute, which has no path: ours are Route objects.
     assert [route.path for route in routes(app)] == ["/health/feats"]  # type: ignore[attr-defined]
 
 
