@@ -298,7 +298,11 @@ async def test_a_cancelled_start_leaves_nothing_running(
     aio = aio_app(async_client(server.url), namespace, start_timeout=30)
     server.stop()  # nothing answers: start() waits for its timeout
     task = asyncio.create_task(aio.app.start())
-    await asyncio.sleep(0.05)  # let start() get as far as waiting for the first load
+    for _ in range(1_000):  # until start() has set its threads off and waits for a load
+        if aio.app._follower is not None:
+            break
+        await asyncio.sleep(0)
+    assert aio.app._follower is not None and not task.done()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
