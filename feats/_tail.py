@@ -271,6 +271,8 @@ def freeze_heap(*, if_not_recent: bool = False) -> bool:
         return True
 
 
+INTERRUPT_AGAIN_SECONDS = 0.05
+"""How often ``Follower.join`` cuts short a read the tail began after it was told to stop."""
 BREATH_SECONDS = 0.001
 """Longest stretch of work the tail does before it lets other threads (an event loop) run."""
 EXPOSURE_ENTRIES_PER_WRITE = 20
@@ -351,10 +353,18 @@ class Follower:
         self.storage.interrupt()
 
     def join(self, timeout: float) -> bool:
-        """Wait (at most ``timeout``) for both threads; True once they have ended."""
+        """Wait (at most ``timeout``) for both threads; True once they have ended.
+
+        A read the tail began just after ``stop()`` cut the last one short (it was between
+        two reads) would block for its whole BLOCK: while a thread lives, it is cut short
+        again every INTERRUPT_AGAIN_SECONDS.
+        """
         deadline = time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+            while thread.is_alive() and (left := deadline - time.monotonic()) > 0:
+                thread.join(min(left, INTERRUPT_AGAIN_SECONDS))
+                if thread.is_alive():
+                    self.storage.interrupt()
         return not self.running
 
     def _tail_loop(self, tail: Tail) -> None:

@@ -101,6 +101,8 @@ class Boolean(Feature, Generic[*Ts]):
 
 LOOP_EXPOSURE_BATCHES = 4
 """Batches an asyncio App's loop takes and encodes per round trip: about 2 ms of its time."""
+STOP_WRITING_SECONDS = 5.0
+"""How long closing waits for the loop's exposure write in flight before cancelling it."""
 
 
 class App(AppBase[Feature, Boolean]):
@@ -150,6 +152,7 @@ class App(AppBase[Feature, Boolean]):
         self._waiters_lock = threading.Lock()
         self._forked = False
         self._exposure_task: asyncio.Task[None] | None = None
+        self._exposures_stopping = asyncio.Event()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -171,7 +174,10 @@ class App(AppBase[Feature, Boolean]):
             loaded=lambda: _settle_threadsafe(first),
         )
         _started.add(self)
-        self._exposure_task = loop.create_task(self._write_exposures(), name="feats-exposures")
+        self._exposures_stopping = asyncio.Event()
+        self._exposure_task = loop.create_task(
+            self._write_exposures(self._exposures_stopping), name="feats-exposures"
+        )
         try:
             await asyncio.wait_for(asyncio.shield(first), self.start_timeout)
         except TimeoutError:
@@ -185,39 +191,42 @@ class App(AppBase[Feature, Boolean]):
             raise
         return self
 
-    async def _write_exposures(self) -> None:
+    async def _write_exposures(self, stopping: asyncio.Event) -> None:
         """Exposures written from this App's event loop, a few batches at a time.
 
         The writer thread writes them too, but behind a loop evaluating flat out it hardly
         gets the interpreter: every loop iteration gives it up and takes it straight back,
-        so the thread's turn never comes. A task runs whenever the loop yields.
+        so the thread's turn never comes. A task runs whenever the loop yields. Told to
+        stop, it ends after the write in flight (never cancelled in one).
         """
         buffer = self._core.exposures
-        while True:
-            await asyncio.sleep(self.flush_interval)
-            while batches := buffer.take_batches(LOOP_EXPOSURE_BATCHES):
+        while not stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), self.flush_interval)
+            while not stopping.is_set() and (batches := buffer.take_batches(LOOP_EXPOSURE_BATCHES)):
                 try:
                     await self.storage.add_exposures([encode_exposures(b) for b in batches])
-                except BaseException as error:
-                    # Cancelled mid-write, or failed (the thread's own client may still
-                    # reach storage, from any loop): they go back, at least once.
+                except BaseException:
+                    # Failed (the thread's own client may still reach storage, from any
+                    # loop), or cancelled with its loop: they go back, at least once.
                     buffer.unsent(batches)
-                    if not isinstance(error, Exception):
-                        raise
-                    break
+                    raise
                 buffer.sent(batches)
 
     async def _stop_writing_exposures(self) -> None:
-        """Cancel the loop's writer; on this loop, wait until what it held is back."""
+        """Stop the loop's writer; on its own loop, wait for the write in flight."""
         task, self._exposure_task = self._exposure_task, None
         if task is None or task.done():
             return
         loop = task.get_loop()
         if loop is asyncio.get_running_loop():
-            task.cancel()
-            await asyncio.wait([task])
+            self._exposures_stopping.set()
+            done, _ = await asyncio.wait([task], timeout=STOP_WRITING_SECONDS)
+            if not done:
+                task.cancel()
+                await asyncio.wait([task])
         elif not loop.is_closed():
-            loop.call_soon_threadsafe(task.cancel)
+            loop.call_soon_threadsafe(self._exposures_stopping.set)
 
     async def aclose(self) -> None:
         """Stop following changes and flush what exposures remain."""
