@@ -179,6 +179,21 @@ def explain_values(
     note: str | None = None,
 ) -> Evaluation:
     """explain_state for given segment values (``{"Country": "US", "UserId": "42"}``)."""
+    return explain_state(
+        feature,
+        default,
+        state,
+        version,
+        value_reader(values),
+        broken=broken,
+        drift=drift,
+        stale=stale,
+        note=note,
+    )
+
+
+def value_reader(values: Mapping[str, str]) -> Callable[[str], str]:
+    """A segment's value from given values; MissingSegment for one not given."""
 
     def read(segment: str) -> str:
         found = values.get(segment)
@@ -186,9 +201,7 @@ def explain_values(
             raise MissingSegment(segment)
         return found
 
-    return explain_state(
-        feature, default, state, version, read, broken=broken, drift=drift, stale=stale, note=note
-    )
+    return read
 
 
 def _raised(failed: SegmentFailed) -> str:
@@ -506,17 +519,7 @@ class CompiledFeature:
         state, and why: the same explanation as explain(), drift included (the default
         answers where the code cannot serve a rule)."""
         self._prepare()
-        return explain_values(
-            self.name,
-            self.default,
-            self.state,
-            self.version,
-            values,
-            broken=None if self._problem is None else self._problem.message,
-            drift=self._drift_of,
-            stale=stale,
-            note=self._note,
-        )
+        return self._explained(value_reader(values), stale)
 
     def _drift_of(self, key: RuleKey) -> str | None:
         found = self._drifts.get(key)
@@ -535,6 +538,10 @@ class CompiledFeature:
                 raise SegmentFailed(segment, error) from error
             return value
 
+        return self._explained(read, stale)
+
+    def _explained(self, read: Callable[[str], str], stale: bool) -> Evaluation:
+        """explain_state of this feature's state, its drift and its note, on ``read``."""
         return explain_state(
             self.name,
             self.default,
