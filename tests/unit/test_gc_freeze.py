@@ -141,7 +141,7 @@ def test_freeze_heap_stops_at_the_cap(freezes: Calls, monkeypatch: pytest.Monkey
     young = [object()]
     assert tail.freeze_heap() is False
     assert tail.freeze_heap(if_not_recent=True) is False
-    assert gc.get_freeze_count() == after_last
+    assert gc.get_freeze_count() <= after_last  # frozen objects freed meanwhile leave it
     assert not frozen(young)
     assert tail._freezes == tail.MAX_FREEZES
 
