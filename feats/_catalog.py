@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ._breath import Breathe, still
 from ._codec import decode, expect, expect_name
 from ._declarations import (
     Accessor,
@@ -123,9 +124,9 @@ def _canonical(document: Any) -> str:
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def _canonical_declarations(registry: Registry, breathe: Callable[[], None]) -> str:
-    """``_canonical(declarations_document(registry))``, built one declaration at a time so
-    that thousands of them never hold the interpreter in one long call."""
+def _canonical_declarations(registry: Registry, breathe: Breathe) -> list[str]:
+    """The pieces of ``_canonical(declarations_document(registry))``, made one declaration
+    at a time so that thousands of them never hold the interpreter in one long call."""
     parts = ['{"features":[']
     for count, declaration in enumerate(registry):
         if count and not count % 16:
@@ -136,11 +137,7 @@ def _canonical_declarations(registry: Registry, breathe: Callable[[], None]) -> 
         ",".join(_canonical(_segment_document(segment)) for segment in registry.segments.values())
     )
     parts.append("]}")
-    return "".join(parts)
-
-
-def _still() -> None:
-    pass
+    return parts
 
 
 def encode_entry(
@@ -149,11 +146,20 @@ def encode_entry(
     seen: float | None = None,
     host: str | None = None,
     pid: int | None = None,
-    breathe: Callable[[], None] = _still,
+    breathe: Breathe = still,
 ) -> tuple[str, str]:
     """``(identity, text)`` to publish: the identity is a hash of the declarations only."""
-    canonical = _canonical_declarations(registry, breathe)
-    identity = hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    parts = _canonical_declarations(registry, breathe)
+    # Hashed and sized piece by piece, and joined once: every pass over megabytes of text
+    # in one call would hold the interpreter for milliseconds.
+    digest, size = hashlib.sha256(), 0
+    for count, part in enumerate(parts):
+        if not count % 64:
+            breathe()
+        data = part.encode()
+        digest.update(data)
+        size += len(data)
+    identity = digest.hexdigest()[:16]
     envelope = _canonical(
         {
             "schema": CATALOG_SCHEMA,
@@ -165,12 +171,14 @@ def encode_entry(
     )
     # Sorted keys put "declarations" first: splice the text already made rather than
     # encode thousands of declarations twice.
-    text = '{"declarations":' + canonical + "," + envelope[1:]
-    size = len(text.encode())
+    tail = "," + envelope[1:]
+    size += len('{"declarations":') + len(tail.encode())
     if size > MAX_CATALOG_BYTES:
         raise CodecError(
             f"the catalog entry is {size} bytes, over the {MAX_CATALOG_BYTES} byte limit"
         )
+    breathe()
+    text = "".join(['{"declarations":', *parts, tail])
     return identity, text
 
 
@@ -562,7 +570,7 @@ class CatalogPublisher:
             return None
         return entry[1]
 
-    def entry(self, breathe: Callable[[], None] = _still) -> tuple[str, str]:
+    def entry(self, breathe: Breathe = still) -> tuple[str, str]:
         """``(identity, document)`` of the declarations as they are now, made once per
         change of the declarations."""
         generation = self.registry.generation

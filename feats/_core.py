@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import logging
 import threading
 import time
@@ -10,6 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ._breath import Breathe, release, still
 from ._codec import MAX_RECORD_BYTES, Record, decode_record
 from ._declarations import Registry
 from ._errors import CodecError
@@ -28,7 +30,6 @@ from ._stored import (
 __all__ = [
     "MAX_ENTRY_CHARS",
     "AppCore",
-    "Breathe",
     "EvaluationListener",
     "Listener",
     "Served",
@@ -37,10 +38,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("feats")
-
-MAX_ENTRY_CHARS = MAX_RECORD_BYTES + 4096
-"""A change-log entry larger than this is skipped unread: its record alone may not exceed
-MAX_RECORD_BYTES, and its other fields are a feature name and a version."""
 
 
 StatusName = Literal["initializing", "live", "stale", "closed"]
@@ -100,13 +97,11 @@ StatusListener = Callable[[Status], None]
 """``listener(status)``: called when the App's state (initializing, live, ...) changes."""
 EvaluationListener = Callable[[Evaluation], None]
 """``listener(evaluation)``: called after every evaluation, once one is registered."""
-Breathe = Callable[[], None]
-"""Called now and then during long work (a full load of thousands of features), so the
-shell can let other threads run: an App's event loop must never wait long for it."""
-
-
-def _still() -> None:
-    pass
+MAX_ENTRY_CHARS = MAX_RECORD_BYTES + 4096
+"""A change-log entry larger than this is skipped unread: its record alone may not exceed
+MAX_RECORD_BYTES, and its other fields are a feature name and a version."""
+SORTED_SLICE = 1_000
+"""Items sorted in one call at most when thousands are (the re-seed's, oldest first)."""
 
 
 def _same(one: str | bytes, other: str | bytes) -> bool:
@@ -161,6 +156,9 @@ class AppCore:
         self.lock = threading.RLock()
         self.compiled: dict[str, CompiledFeature] = {}
         self.served: dict[str, Served] = {}
+        self._touched: set[str] | None = None
+        """While a full load is applied between breaths: the features something else
+        changed meanwhile (a write, a change, an override), which it must not undo."""
         self.head: str = ZERO_VERSION
         self.epoch: str | None = None
         self.exposures = ExposureBuffer(exposure_capacity)
@@ -383,11 +381,18 @@ class AppCore:
         """Rebuild every feature, e.g. after a declaration changed what segments exist."""
         with self.lock:
             self.compiled = {name: self._compile(name) for name in self.registry.features}
+            self._touch(self.compiled)
 
     def declared_feature(self, name: str) -> None:
         # A new key in place is safe: nothing reads it before its handle exists.
         with self.lock:
             self.compiled[name] = self._compile(name)
+            self._touch((name,))
+
+    def _touch(self, names: Iterable[str]) -> None:
+        """Note, under the lock, that ``names`` changed while a full load may be applied."""
+        if self._touched is not None:
+            self._touched.update(names)
 
     def declared_segment(self) -> None:
         """A new segment can heal drift in configured features; the rest are unaffected."""
@@ -407,10 +412,11 @@ class AppCore:
         an evaluation sees the old snapshot or the new one, never a mix."""
         with self.lock:
             updated = dict(self.compiled)
-            for name in names:
-                if name in self.registry.features:
-                    updated[name] = self._compile(name)
+            swapped = [name for name in names if name in self.registry.features]
+            for name in swapped:
+                updated[name] = self._compile(name)
             self.compiled = updated
+            self._touch(swapped)
 
     def _announce(self, version: str, features: Iterable[str]) -> None:
         changed = tuple(features)
@@ -496,6 +502,7 @@ class AppCore:
                         del self.served[name]
                     else:
                         self.served[name] = fallback
+                    self._touch((name,))
                 current = fallback
             if current is None or current.record is None:
                 return None, None if current is None else current.version
@@ -503,7 +510,7 @@ class AppCore:
 
     # -- applying storage --------------------------------------------------------------
 
-    def ahead_of(self, loaded: Loaded) -> list[tuple[str, str, str]]:
+    def ahead_of(self, loaded: Loaded, breathe: Breathe = still) -> list[tuple[str, str, str]]:
         """``(feature, version, record)`` this App holds at a version the store lacks
         (missing there, or older), oldest first, the order they were written in.
 
@@ -511,15 +518,31 @@ class AppCore:
         restarted without persistence, was wiped, or failed over to a replica that missed
         the last writes. The records go back exactly as the store once had them.
         """
-        ahead = []
-        for feature, served in list(self.served.items()):
+        ahead: list[tuple[str, str, str]] = []
+        positions: list[tuple[int, int]] = []
+        for count, (feature, served) in enumerate(list(self.served.items())):
+            if not count % 256:
+                breathe()
             there = loaded.records.get(feature)
-            if there is None or version_position(there[0]) < version_position(served.version):
+            position = version_position(served.version)
+            if there is None or version_position(there[0]) < position:
                 ahead.append((feature, served.version, served.encoded()))
-        ahead.sort(key=lambda item: version_position(item[1]))
-        return ahead
+                positions.append(position)
+        # Sorted in slices, then merged, so that no one sort of thousands holds the
+        # interpreter long.
+        slices = []
+        for start in range(0, len(ahead), SORTED_SLICE):
+            breathe()
+            indexes = range(start, min(len(ahead), start + SORTED_SLICE))
+            slices.append(sorted(indexes, key=positions.__getitem__))
+        oldest_first = []
+        for count, index in enumerate(heapq.merge(*slices, key=positions.__getitem__)):
+            if not count % 256:
+                breathe()
+            oldest_first.append(ahead[index])
+        return oldest_first
 
-    def apply_loaded(self, loaded: Loaded, breathe: Breathe = _still) -> None:
+    def apply_loaded(self, loaded: Loaded, breathe: Breathe = still) -> None:
         """Replace the snapshot with a full load, never moving a feature backwards.
 
         Records are kept as they arrived and decoded on first use. A feature the store
@@ -527,8 +550,13 @@ class AppCore:
         ``diverged`` until the store catches up): an empty or rolled-back store must not
         flip users to defaults by itself. A record that proves unreadable or unservable
         when first used is reported, and the state before it answers on.
+
+        All of it but the swap itself happens between breaths, outside the lock: what
+        changed meanwhile (``_touched``) is all the swap looks at again.
         """
-        before = dict(self.served)
+        with self.lock:
+            before = dict(self.served)
+            self._touched = set()
         served: dict[str, Served] = {}
         for count, (feature, (version, raw)) in enumerate(loaded.records.items()):
             if not count % 64:
@@ -547,52 +575,69 @@ class AppCore:
                 continue
             good = held if held is None or held.checked else held.fallback
             served[feature] = Served(version, raw, fallback=good)
-        diverged = {feature for feature in before if feature not in served}
         breathe()
+        diverged = {feature for feature in before if feature not in served}
+        for count, feature in enumerate(diverged):
+            if not count % 1024:
+                breathe()
+            served[feature] = before[feature]
+        changed = []
+        for count, name in enumerate(self.registry.features):
+            if not count % 1024:
+                breathe()
+            if served.get(name) is not before.get(name):
+                changed.append(name)
         with self.lock:
+            touched, self._touched = self._touched, None
             # Writes this process made while the load was decoded are newer: they stay.
-            for feature, current in self.served.items():
-                if before.get(feature) is not current:
-                    kept = served.get(feature)
-                    if kept is None or version_position(kept.version) < version_position(
-                        current.version
-                    ):
-                        served[feature] = current
-            for feature in diverged:
-                served.setdefault(feature, before[feature])
-            changed = [
-                name for name in self.registry.features if served.get(name) is not before.get(name)
-            ]
+            for feature in touched:
+                current = self.served.get(feature)
+                if current is None or before.get(feature) is current:
+                    continue
+                kept = served.get(feature)
+                if kept is None or version_position(kept.version) < version_position(
+                    current.version
+                ):
+                    served[feature] = current
+                    diverged.discard(feature)
+                    if feature in self.registry.features:
+                        changed.append(feature)
             self.served = served
-            self.diverged = {feature for feature in diverged if feature in served}
+            self.diverged = diverged
             self.head = loaded.head
             self.epoch = loaded.epoch
             self.reloads += 1
         self._swap_slowly(changed, breathe)
         self.last_applied_at = time.time()
         self._announce(self.head, served)
+        replaced = list(before.values())
+        del before
+        release(replaced, breathe)
 
     def _swap_slowly(self, names: list[str], breathe: Breathe) -> None:
-        """_swap for many features: compiled in slices between breaths, swapped at once."""
+        """_swap for many features: compiled in slices between breaths, swapped at once;
+        what something else compiled meanwhile (``_touched``) is newer and stays."""
+        with self.lock:
+            self._touched = set()
         fresh: dict[str, CompiledFeature] = {}
-        for count, name in enumerate(names):
-            if not count % 64:
-                breathe()
+        for name in dict.fromkeys(names):
+            breathe()  # a compile can take tens of microseconds: a breath may be due at each
             with self.lock:
                 fresh[name] = self._compile(name)
+        breathe()
         with self.lock:
-            current = self.served
-            # A write committed meanwhile compiled its own: keep the newer one.
-            self.compiled = {
-                **self.compiled,
-                **{
-                    name: compiled
-                    for name, compiled in fresh.items()
-                    if current.get(name) is None or compiled.version == current[name].version
-                },
-            }
+            touched, self._touched = self._touched, None
+            updated = dict(self.compiled)
+            updated.update(fresh)
+            for name in touched:
+                compiled = self.compiled.get(name)
+                if compiled is not None:
+                    updated[name] = compiled
+            replaced = list(self.compiled.values())
+            self.compiled = updated
+        release(replaced, breathe)
 
-    def apply_entries(self, entries: Iterable[RawEntry]) -> bool:
+    def apply_entries(self, entries: Iterable[RawEntry], breathe: Breathe = still) -> bool:
         """Apply change-log entries one by one; True when a gap means a full reload.
 
         A bad entry is reported and passed over; every good one before and after it is
@@ -602,6 +647,7 @@ class AppCore:
         gap = False
         try:
             for entry in entries:
+                breathe()  # a read can bring a thousand, each decoded
                 where = f"change-log entry {entry.id}"
                 previous = entry.text("prev", "") or None
                 feature = entry.text("feature", "") or None
@@ -650,6 +696,7 @@ class AppCore:
                 return False
             self.served[feature] = Served(version, raw, record, checked=True)
             self.diverged.discard(feature)
+            self._touch((feature,))
             return True
 
     def held(self, feature: str) -> tuple[str | None, Record | None] | None:
@@ -679,5 +726,6 @@ class AppCore:
                 return
             self.served[feature] = Served(version, raw, record, checked=True)
             self.diverged.discard(feature)
+            self._touch((feature,))
             self._swap([feature])
         self._announce(version, (feature,))

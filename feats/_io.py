@@ -11,7 +11,7 @@ import contextlib
 import socket
 import ssl
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -26,6 +26,7 @@ from redis.backoff import NoBackoff
 from redis.client import NEVER_DECODE
 from redis.retry import Retry
 
+from ._breath import Breathe, Breather
 from ._errors import StorageError
 from ._layout import tail_socket_timeout
 from ._memory import MemoryLog
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
     from ._storage import RedisStorage
 
 __all__ = [
+    "breather",
+    "execute_large",
     "follower_storage",
     "forget_connections",
     "storage_errors",
@@ -252,6 +255,13 @@ def pipelined(client: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
     return replies
 
 
+def _connection(pool: Any) -> Any:
+    try:
+        return pool.get_connection()
+    except TypeError:  # redis-py before 5.3 asks for a command name
+        return pool.get_connection("PIPELINE")
+
+
 def sent_as_one_buffer(client: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
     """``pipelined``, the commands going out as one buffer in one ``sendall``.
 
@@ -263,10 +273,7 @@ def sent_as_one_buffer(client: Any, commands: list[tuple[Any, ...]]) -> list[Any
     pool: Any = getattr(client, "connection_pool", None)
     if type(client) is not redis.Redis or pool is None:
         return pipelined(client, commands)
-    try:
-        connection = pool.get_connection()
-    except TypeError:  # redis-py before 5.3 asks for a command name
-        connection = pool.get_connection("PIPELINE")
+    connection = _connection(pool)
     try:
         connection.send_packed_command([b"".join(connection.pack_commands(commands))])
         replies = [connection.read_response(disable_decoding=True) for _ in commands]
@@ -277,6 +284,64 @@ def sent_as_one_buffer(client: Any, commands: list[tuple[Any, ...]]) -> list[Any
     finally:
         pool.release(connection)
     return replies
+
+
+def breather() -> Breathe:
+    """What the sync storages breathe with during long work: they run on the App's
+    background threads, which an event loop shares."""
+    return Breather()
+
+
+PACKED_SLICE = 256
+"""Arguments packed in one go, between two breaths, by ``execute_large``."""
+PACKED_BUFFER_BYTES = 256 * 1024
+"""About how much ``execute_large`` hands the kernel in one ``sendall``."""
+
+
+def execute_large(client: Any, args: Sequence[Any], breathe: Breathe) -> Any:
+    """``client.execute_command(*args)``, its reply undecoded, for a command of megabytes
+    (a re-seed of thousands of features, a catalog entry of thousands of declarations).
+
+    redis-py packs a command in one call that holds the interpreter for as long as the
+    command is big (18 ms for a re-seed of 10,000 features); here it is packed a slice at a
+    time between breaths, and sent in a few large buffers. On a client of another kind (a
+    cluster, a subclass) it is ``execute_command``.
+    """
+    pool: Any = getattr(client, "connection_pool", None)
+    if type(client) is not redis.Redis or pool is None:
+        return client.execute_command(*args, **{NEVER_DECODE: True})
+    connection = _connection(pool)
+    try:
+        encode = connection.encoder.encode
+        buffers: list[bytes] = []
+        pieces = [b"*%d\r\n" % len(args)]
+        size = 0
+        for count, arg in enumerate(args):
+            if not count % PACKED_SLICE:
+                breathe()
+            data = encode(arg)
+            pieces.append(b"$%d\r\n" % len(data))
+            if len(data) >= PACKED_BUFFER_BYTES:
+                # Sent as it is: copying megabytes into a buffer is one long call more.
+                buffers += (b"".join(pieces), data)
+                pieces, size = [b"\r\n"], 0
+                continue
+            pieces += (data, b"\r\n")
+            size += len(data)
+            if size >= PACKED_BUFFER_BYTES:
+                buffers.append(b"".join(pieces))
+                pieces, size = [], 0
+        buffers.append(b"".join(pieces))
+        connection.send_packed_command(buffers)
+        return connection.read_response(disable_decoding=True)
+    except redis.ResponseError:
+        raise  # Redis answered: the connection is in step
+    except BaseException:
+        # A reply left unread would answer the next command sent on this connection.
+        connection.disconnect()
+        raise
+    finally:
+        pool.release(connection)
 
 
 def write_and_wait(client: Any, commands: list[tuple[Any, ...]]) -> tuple[Any, Any]:

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ._breath import Breathe, still
 from ._codec import MAX_RECORD_BYTES
 from ._errors import StorageError
 from ._stored import Loaded, RawEntry
@@ -221,20 +222,32 @@ def _pairs(flat: Sequence[Any]) -> dict[str, str]:
     return {text(flat[i]): text(flat[i + 1]) for i in range(0, len(flat) - 1, 2)}
 
 
-def parse_loaded(reply: Any) -> Loaded:
-    """LOAD_SCRIPT's reply. Thousands of records are paired in a few bulk steps rather than
-    a Python call each: this runs on the tail's thread, which an event loop shares."""
+LOADED_SLICE = 1_024
+"""Records paired in one bulk step of parse_loaded, between two breaths."""
+
+
+def parse_loaded(reply: Any, breathe: Breathe = still) -> Loaded:
+    """LOAD_SCRIPT's reply. Thousands of records are paired in bulk steps of LOADED_SLICE
+    rather than a Python call each, with a breath between: this runs on the tail's
+    thread, which an event loop shares."""
     try:
         head, epoch, records = reply
-        names = [
-            name.decode("utf-8", errors="replace") if type(name) is bytes else text(name)
-            for name in records[0::3]
-        ]
-        versions = [
-            version.decode("utf-8", errors="replace") if type(version) is bytes else text(version)
-            for version in records[1::3]
-        ]
-        pairs = dict(zip(names, zip(versions, records[2::3], strict=True), strict=True))
+        pairs: dict[str, tuple[str, str | bytes]] = {}
+        step = 3 * LOADED_SLICE
+        for start in range(0, len(records), step):
+            breathe()
+            chunk = records[start : start + step]
+            names = [
+                name.decode("utf-8", errors="replace") if type(name) is bytes else text(name)
+                for name in chunk[0::3]
+            ]
+            versions = [
+                version.decode("utf-8", errors="replace")
+                if type(version) is bytes
+                else text(version)
+                for version in chunk[1::3]
+            ]
+            pairs.update(zip(names, zip(versions, chunk[2::3], strict=True), strict=True))
     except (TypeError, ValueError, AttributeError) as error:
         raise StorageError(f"unexpected load reply from Redis: {reply!r}"[:300]) from error
     return Loaded(
@@ -257,12 +270,17 @@ def _value(value: Any) -> str | bytes:
     raise StorageError(f"unexpected reply from Redis: {value!r}"[:300])
 
 
-def parse_xrange(reply: Any) -> list[RawEntry]:
+def parse_xrange(reply: Any, breathe: Breathe = still) -> list[RawEntry]:
     """Entries of an XRANGE reply: ``[(id, fields), ...]``."""
-    return [RawEntry(text(entry_id), _fields(fields or [])) for entry_id, fields in reply or []]
+    entries = []
+    for count, (entry_id, fields) in enumerate(reply or []):
+        if count and not count % 64:
+            breathe()
+        entries.append(RawEntry(text(entry_id), _fields(fields or [])))
+    return entries
 
 
-def parse_xread(reply: Any) -> list[RawEntry]:
+def parse_xread(reply: Any, breathe: Breathe = still) -> list[RawEntry]:
     """Entries of an XREAD reply: a list of ``[stream, entries]`` (RESP2) or a map (RESP3)."""
     if not reply:
         return []
@@ -271,7 +289,7 @@ def parse_xread(reply: Any) -> list[RawEntry]:
     for batch in batches:
         if batch and isinstance(batch[0], list) and batch[0] and isinstance(batch[0][0], list):
             batch = batch[0]
-        entries.extend(parse_xrange(batch))
+        entries.extend(parse_xrange(batch, breathe))
     return entries
 
 
@@ -453,11 +471,14 @@ def reseed_call(
     items: Sequence[tuple[str, str, str]],
     epoch: str | None,
     history: Mapping[str, Sequence[tuple[str, str]]] | None = None,
+    breathe: Breathe = still,
 ) -> tuple[list[str], list[str]]:
     """KEYS and ARGV of RESEED_SCRIPT; ``history`` adds older (id, record) pairs per feature."""
     script_keys = [keys.log, keys.states, keys.versions, keys.epoch]
     args = ["" if epoch is None else epoch, new_epoch(), str(LOG_MAXLEN), str(HISTORY_MAXLEN)]
-    for feature, version, record in items:
+    for count, (feature, version, record) in enumerate(items):
+        if not count % 256:
+            breathe()
         older = list((history or {}).get(feature, ()))
         script_keys.append(keys.history(feature))
         args += [feature, version, record, str(len(older))]

@@ -12,10 +12,13 @@ from typing import Any, Protocol
 
 from redis.client import NEVER_DECODE
 
+from ._breath import Breathe
 from ._errors import StorageError
 from ._io import (
     block_in_one_call,
+    breather,
     check_loop,
+    execute_large,
     follower_storage,
     forget_connections,
     sent_as_one_buffer,
@@ -214,6 +217,12 @@ class RedisStorage:
         with storage_errors(what):
             return self.redis.execute_command(*args, **{NEVER_DECODE: True})
 
+    def _large(self, what: str, breathe: Breathe, *args: Any) -> Any:
+        """``_raw`` for a command of megabytes, packed between breaths (see execute_large)."""
+        check_loop(self)
+        with storage_errors(what):
+            return execute_large(self.redis, args, breathe)
+
     def _eval(self, what: str, script: str, keys: list[str], args: Sequence[str | bytes]) -> Any:
         # EVAL rather than EVALSHA: no NOSCRIPT after a restart or a failover; Redis caches it.
         return self._raw(what, "EVAL", script, len(keys), *keys, *args)
@@ -238,13 +247,14 @@ class RedisStorage:
 
     def load(self) -> Loaded:
         keys = load_keys(self.keys)
-        return parse_loaded(self._eval_ro("load", LOAD_SCRIPT, keys, load_args()))
+        reply = self._eval_ro("load", LOAD_SCRIPT, keys, load_args())
+        return parse_loaded(reply, breather())
 
     def read(self, after: str, block_ms: int) -> list[RawEntry]:
         args = xread_args(self.keys.log, after, self.block_ms(block_ms))
         pool: Any = getattr(self.redis, "connection_pool", None)
         if not self._owned or pool is None:
-            return parse_xread(self._raw("read", "XREAD", *args))
+            return parse_xread(self._raw("read", "XREAD", *args), breather())
         # The tail's own client: one connection held from read to read, past the pool, its
         # retries and its reply callbacks, which cost more than the rest of a change.
         connection = self._held
@@ -261,7 +271,7 @@ class RedisStorage:
                     connection.disconnect()
                     pool.release(connection)
                 raise
-        return parse_xread(reply)
+        return parse_xread(reply, breather())
 
     def get_epoch(self) -> str | None:
         value = self._eval_ro("epoch", EPOCH_SCRIPT, [self.keys.epoch], [])
@@ -299,8 +309,10 @@ class RedisStorage:
         history: History | None = None,
     ) -> int | None:
         """Write back what the store lost (see RESEED_SCRIPT); None if its epoch moved on."""
-        keys, args = reseed_call(self.keys, items, epoch, history)
-        return parse_reseed(self._eval("re-seed", RESEED_SCRIPT, keys, args))
+        breathe = breather()
+        keys, args = reseed_call(self.keys, items, epoch, history, breathe)
+        command = ("EVAL", RESEED_SCRIPT, len(keys), *keys, *args)
+        return parse_reseed(self._large("re-seed", breathe, *command))
 
     def history(self, feature: str) -> list[tuple[str, str]]:
         reply = self._raw("history", "XRANGE", self.keys.history(feature), "-", "+")
@@ -333,7 +345,7 @@ class RedisStorage:
         args: list[str] = []
         for name, value in fields.items():
             args += [name, value]
-        self._raw("catalog write", "HSET", self.keys.catalog, *args)
+        self._large("catalog write", breather(), "HSET", self.keys.catalog, *args)
 
     def read_catalog(self) -> dict[str, str]:
         reply = self._raw("catalog read", "HGETALL", self.keys.catalog)

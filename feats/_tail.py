@@ -13,8 +13,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from ._breath import Breathe, Breather, still
 from ._catalog import CatalogPublisher, catalog_fields
-from ._core import AppCore, Breathe
+from ._core import AppCore
 from ._exposures import encode_exposures
 from ._snapshot import CompiledFeature
 from ._stored import Loaded, RawEntry, version_position
@@ -131,11 +132,11 @@ class Tail:
         elif self.core.state != "live" or self.core.error is not None:
             self.core.set_state("live")
 
-    def on_loaded(self, loaded: Loaded, breathe: Breathe | None = None) -> None:
+    def on_loaded(self, loaded: Loaded, breathe: Breathe = still) -> None:
         """``breathe``: called now and then while thousands of features are applied."""
         self.failures = 0
         self.core.note_epoch(loaded.epoch)
-        ahead = self.core.ahead_of(loaded)
+        ahead = self.core.ahead_of(loaded, breathe)
         if ahead and self.reseed and self._reseeds_left > 0:
             # The records go back exactly as this store once had them: nothing to encode,
             # so nothing an unusual record holds can keep the healthy ones from going back.
@@ -150,10 +151,7 @@ class Tail:
             return
         if not ahead:
             self._reseeds_left = MAX_RESEED_ATTEMPTS
-        if breathe is None:
-            self.core.apply_loaded(loaded)
-        else:
-            self.core.apply_loaded(loaded, breathe)
+        self.core.apply_loaded(loaded, breathe)
         self.loaded_once = True
         self._healthy()
         self._next = Read(self.core.head, self.block_ms)
@@ -169,14 +167,15 @@ class Tail:
             )
         self._next = Load()
 
-    def on_entries(self, entries: list[RawEntry]) -> None:
+    def on_entries(self, entries: list[RawEntry], breathe: Breathe = still) -> None:
+        """``breathe``: called now and then while a thousand entries are applied."""
         self.failures = 0
         if not entries:
             # An idle BLOCK timed out: a cheap moment to notice a replaced store.
             self.core.confirmed()
             self._next = CheckEpoch()
             return
-        if self.core.apply_entries(entries):
+        if self.core.apply_entries(entries, breathe):
             self._next = Load()
             return
         self._healthy()
@@ -254,9 +253,15 @@ def freeze_heap(*, if_not_recent: bool = False) -> bool:
     """Move every object the cyclic collector tracks into its permanent generation, so full
     collections stop walking the snapshot (and the declarations, and the application's own
     long-lived objects): thousands of compiled features would otherwise cost each full
-    collection tens of milliseconds, on every thread. Young garbage is collected first (a
-    quick, bounded collection); False once MAX_FREEZES were done, or when ``if_not_recent``
-    and the last freeze was under RECENT_FREEZE_SECONDS ago."""
+    collection tens of milliseconds, on every thread. False once MAX_FREEZES were done, or
+    when ``if_not_recent`` and the last freeze was under RECENT_FREEZE_SECONDS ago.
+
+    Nothing is collected first: the young generation can hold tens of thousands of
+    long-lived objects that no collection was due for (first use decodes records while it
+    frees as much as it makes), and walking them held the interpreter for 20-40 ms; the
+    freeze itself takes microseconds. Young garbage is frozen with the rest (a collection
+    before a freeze of 40,000 young objects found none).
+    """
     global _freezes, _last_freeze
     with _freeze_lock:
         now = time.monotonic()
@@ -266,37 +271,16 @@ def freeze_heap(*, if_not_recent: bool = False) -> bool:
             return False
         _freezes += 1
         _last_freeze = now
-        gc.collect(1)
         gc.freeze()
         return True
 
 
 INTERRUPT_AGAIN_SECONDS = 0.05
 """How often ``Follower.join`` cuts short a read the tail began after it was told to stop."""
-BREATH_SECONDS = 0.001
-"""Longest stretch of work the tail does before it lets other threads (an event loop) run."""
 EXPOSURE_ENTRIES_PER_WRITE = 20
 """Stream entries per round trip at most: behind a thread evaluating flat out, the writer
 gets the interpreter only every switch interval (5 ms) or so, and each round trip needs it
 twice; a whole backlog must fit in few of them."""
-
-
-class _Breather:
-    """Lets other threads run at least every BREATH_SECONDS of the tail's own work.
-
-    The interpreter would switch threads only every 5 ms (sys.getswitchinterval); an App's
-    event loop waiting that long for a full load of 10,000 features to be applied would
-    miss its deadlines. A real sleep, however short, hands the interpreter over.
-    """
-
-    def __init__(self) -> None:
-        self._since = time.perf_counter()
-
-    def __call__(self) -> None:
-        now = time.perf_counter()
-        if now - self._since >= BREATH_SECONDS:
-            time.sleep(0.0001)
-            self._since = time.perf_counter()
 
 
 class Follower:
@@ -373,7 +357,7 @@ class Follower:
             action = tail.next_action()
             try:
                 if isinstance(action, Read):
-                    tail.on_entries(storage.read(action.after, action.block_ms))
+                    tail.on_entries(storage.read(action.after, action.block_ms), Breather())
                 elif isinstance(action, Load):
                     if self.freeze_gc:
                         # First: what exists now (declarations, the application's own
@@ -381,7 +365,7 @@ class Follower:
                         # must not make a full collection walk it.
                         freeze_heap(if_not_recent=True)
                     epoch = self.core.epoch
-                    tail.on_loaded(storage.load(), _Breather())
+                    tail.on_loaded(storage.load(), Breather())
                     if self.core.epoch != epoch:
                         self.publisher.forget()
                     self._loaded()
@@ -411,7 +395,7 @@ class Follower:
         if not publisher.due(now):
             return
         try:
-            identity, document = publisher.entry(_Breather())
+            identity, document = publisher.entry(Breather())
             if publisher.needs_entry(identity) and not self.storage.catalog_has(identity):
                 self.storage.publish_catalog(catalog_fields(identity, document))
             else:

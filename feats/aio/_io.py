@@ -5,17 +5,21 @@ storages (which scripts/unasync.py generates from the asyncio ones)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 from redis.client import NEVER_DECODE
 
+from .._breath import Breathe, still
 from .._errors import FeatsError
 from .._io import follower_storage, storage_errors, tail_client
 from .._memory import MemoryLog
 from .._stored import RawEntry
 
 __all__ = [
+    "breather",
     "check_loop",
+    "execute_large",
     "follower_storage",
     "forget_connections",
     "storage_errors",
@@ -65,6 +69,18 @@ async def write_and_wait(client: Any, commands: list[tuple[Any, ...]]) -> tuple[
     if isinstance(reply, Exception):
         raise reply
     return reply, acked
+
+
+def breather() -> Breathe:
+    """Nothing to breathe: an asyncio storage's work runs on its own event loop, between
+    its awaits."""
+    return still
+
+
+async def execute_large(client: Any, args: Sequence[Any], breathe: Breathe) -> Any:
+    """``client.execute_command(*args)``, its reply undecoded (feats/_io.py's packs a
+    large command between breaths, for the App's background threads)."""
+    return await client.execute_command(*args, **{NEVER_DECODE: True})
 
 
 def forget_connections(client: Any) -> list[Any]:

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from redis.client import NEVER_DECODE
 
 from .. import _storage as sync  # unasync: remove
+from .._breath import Breathe
 from .._errors import StorageError
 from .._layout import (
     CURRENT_SCRIPT,
@@ -45,7 +46,9 @@ from .._memory import MemoryLog
 from .._stored import Loaded, RawEntry
 from ._io import (
     block_in_one_call,
+    breather,
     check_loop,
+    execute_large,
     follower_storage,
     forget_connections,
     sent_as_one_buffer,
@@ -215,6 +218,12 @@ class RedisStorage:
         with storage_errors(what):
             return await self.redis.execute_command(*args, **{NEVER_DECODE: True})
 
+    async def _large(self, what: str, breathe: Breathe, *args: Any) -> Any:
+        """``_raw`` for a command of megabytes, packed between breaths (see execute_large)."""
+        check_loop(self)
+        with storage_errors(what):
+            return await execute_large(self.redis, args, breathe)
+
     async def _eval(
         self, what: str, script: str, keys: list[str], args: Sequence[str | bytes]
     ) -> Any:
@@ -243,13 +252,14 @@ class RedisStorage:
 
     async def load(self) -> Loaded:
         keys = load_keys(self.keys)
-        return parse_loaded(await self._eval_ro("load", LOAD_SCRIPT, keys, load_args()))
+        reply = await self._eval_ro("load", LOAD_SCRIPT, keys, load_args())
+        return parse_loaded(reply, breather())
 
     async def read(self, after: str, block_ms: int) -> list[RawEntry]:
         args = xread_args(self.keys.log, after, self.block_ms(block_ms))
         pool: Any = getattr(self.redis, "connection_pool", None)
         if not self._owned or pool is None:
-            return parse_xread(await self._raw("read", "XREAD", *args))
+            return parse_xread(await self._raw("read", "XREAD", *args), breather())
         # The tail's own client: one connection held from read to read, past the pool, its
         # retries and its reply callbacks, which cost more than the rest of a change.
         connection = self._held
@@ -266,7 +276,7 @@ class RedisStorage:
                     await connection.disconnect()
                     await pool.release(connection)
                 raise
-        return parse_xread(reply)
+        return parse_xread(reply, breather())
 
     async def get_epoch(self) -> str | None:
         value = await self._eval_ro("epoch", EPOCH_SCRIPT, [self.keys.epoch], [])
@@ -304,8 +314,10 @@ class RedisStorage:
         history: History | None = None,
     ) -> int | None:
         """Write back what the store lost (see RESEED_SCRIPT); None if its epoch moved on."""
-        keys, args = reseed_call(self.keys, items, epoch, history)
-        return parse_reseed(await self._eval("re-seed", RESEED_SCRIPT, keys, args))
+        breathe = breather()
+        keys, args = reseed_call(self.keys, items, epoch, history, breathe)
+        command = ("EVAL", RESEED_SCRIPT, len(keys), *keys, *args)
+        return parse_reseed(await self._large("re-seed", breathe, *command))
 
     async def history(self, feature: str) -> list[tuple[str, str]]:
         reply = await self._raw("history", "XRANGE", self.keys.history(feature), "-", "+")
@@ -338,7 +350,7 @@ class RedisStorage:
         args: list[str] = []
         for name, value in fields.items():
             args += [name, value]
-        await self._raw("catalog write", "HSET", self.keys.catalog, *args)
+        await self._large("catalog write", breather(), "HSET", self.keys.catalog, *args)
 
     async def read_catalog(self) -> dict[str, str]:
         reply = await self._raw("catalog read", "HGETALL", self.keys.catalog)
