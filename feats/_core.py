@@ -16,7 +16,7 @@ from ._codec import MAX_RECORD_BYTES, Record, decode_record
 from ._declarations import Registry
 from ._errors import CodecError
 from ._exposures import ExposureBuffer
-from ._layout import MAX_EPOCH_BYTES, OVERSIZED
+from ._layout import MAX_ENTRY_CHARS, MAX_EPOCH_BYTES, OVERSIZED, OVERSIZED_FIELD
 from ._snapshot import CompiledFeature, Evaluation
 from ._state import FeatureState, state_issues
 from ._stored import (
@@ -97,9 +97,6 @@ StatusListener = Callable[[Status], None]
 """``listener(status)``: called when the App's state (initializing, live, ...) changes."""
 EvaluationListener = Callable[[Evaluation], None]
 """``listener(evaluation)``: called after every evaluation, once one is registered."""
-MAX_ENTRY_CHARS = MAX_RECORD_BYTES + 4096
-"""A change-log entry larger than this is skipped unread: its record alone may not exceed
-MAX_RECORD_BYTES, and its other fields are a feature name and a version."""
 SORTED_SLICE = 1_000
 """Items sorted in one call at most when thousands are (the re-seed's, oldest first)."""
 
@@ -652,6 +649,17 @@ class AppCore:
                 previous = entry.text("prev", "") or None
                 feature = entry.text("feature", "") or None
                 raw = entry.fields.get("record")
+                if OVERSIZED_FIELD in entry.fields:
+                    if previous is not None and previous != self.head:
+                        gap = True
+                        break
+                    size = entry.text(OVERSIZED_FIELD)
+                    self.report(
+                        where,
+                        f"entry is {size} bytes, over the {MAX_ENTRY_CHARS} limit (left unread)",
+                    )
+                    self.head = entry.id
+                    continue
                 if previous is None or feature is None or raw is None:
                     self.report(where, "not a feats entry (fields missing)")
                     self.head = entry.id

@@ -14,6 +14,7 @@ import struct
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+import hiredis
 import redis
 import redis.asyncio
 import redis.asyncio.cluster
@@ -36,10 +37,12 @@ if TYPE_CHECKING:
     from ._storage import RedisStorage
 
 __all__ = [
+    "ReplyTooLarge",
     "breather",
     "execute_large",
     "follower_storage",
     "forget_connections",
+    "read_within",
     "storage_errors",
     "tail_client",
     "wait_for_entries",
@@ -235,6 +238,50 @@ def block_in_one_call(connection: Any) -> None:
     sock.settimeout(None)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+
+
+class ReplyTooLarge(Exception):
+    """A reply passed the size its reader allows; its connection was closed, the rest
+    unread. Never leaves the storage: it reads what it wanted another way."""
+
+
+READ_CHUNK_BYTES = 64 * 1024
+
+
+_PUSH: Any = getattr(hiredis, "PushNotification", None)
+"""How hiredis (3.2 and later) marks a RESP3 push message, which is no command's reply."""
+
+
+def read_within(connection: Any, limit: int) -> Any:
+    """The reply to the command just sent on ``connection``, undecoded; ReplyTooLarge once
+    more than ``limit`` bytes of it arrived (the caller closes the connection).
+
+    XREAD has no size cap and Redis sends an entry whole: reading the reply here, a chunk at
+    a time, is what keeps one hostile entry of 50 MB from costing an App 50 MB and more.
+    A connection without a socket of its own reads as redis-py does.
+    """
+    sock = getattr(connection, "_sock", None)
+    if not isinstance(sock, socket.socket):
+        return connection.read_response(disable_decoding=True)
+    reader = hiredis.Reader(
+        protocolError=redis.exceptions.InvalidResponse, replyError=redis.ResponseError
+    )
+    received = 0
+    while True:
+        reply = reader.gets()
+        if reply is False:
+            chunk = sock.recv(READ_CHUNK_BYTES)
+            if not chunk:
+                raise redis.ConnectionError("Connection closed by server.")
+            received += len(chunk)
+            if received > limit:
+                raise ReplyTooLarge(f"a reply of over {limit} bytes")
+            reader.feed(chunk)
+        elif _PUSH is None or not isinstance(reply, _PUSH):
+            break
+    if isinstance(reply, redis.ResponseError):
+        raise reply
+    return reply
 
 
 def check_loop(owner: Any) -> None:

@@ -19,9 +19,13 @@ __all__ = [
     "EPOCH_SCRIPT",
     "HEAD_SCRIPT",
     "LOAD_SCRIPT",
+    "MAX_ENTRY_CHARS",
     "MAX_EPOCH_BYTES",
+    "MAX_READ_BYTES",
     "OVERSIZED",
+    "OVERSIZED_FIELD",
     "RESEED_SCRIPT",
+    "SIZED_READ_SCRIPT",
     "UNREADABLE",
     "WRITE_SCRIPT",
     "Keys",
@@ -38,6 +42,7 @@ __all__ = [
     "parse_xrange",
     "parse_xread",
     "reseed_call",
+    "sized_read_args",
     "tail_block_ms",
     "tail_socket_timeout",
     "text",
@@ -504,6 +509,49 @@ def check_replicas(version: str, acked: Any, wanted: int, timeout_ms: int) -> No
             f"written as version {version}, but only {count} of {wanted} replica(s) "
             f"acknowledged it within {timeout_ms} ms: a failover now could lose it"
         )
+
+
+MAX_ENTRY_CHARS = MAX_RECORD_BYTES + 4096
+"""A change-log entry larger than this is skipped unread: its record alone may not exceed
+MAX_RECORD_BYTES, and its other fields are a feature name and a version."""
+MAX_READ_BYTES = 8 * 1024 * 1024
+"""A change-log read whose reply passes this many bytes is cut off unread (its connection
+closed) and read again by SIZED_READ_SCRIPT, which leaves oversized entries in Redis: an
+entry of 50 MB must not cost every App 50 MB, nor more for parsing it."""
+SIZED_READ_COUNT = 100
+"""Entries per SIZED_READ_SCRIPT read."""
+OVERSIZED_FIELD = "oversized"
+"""The field SIZED_READ_SCRIPT gives an entry it left unread: its size in bytes."""
+
+# KEYS: log. ARGV: after, count, limit. Up to ``count`` entries after ``after`` as XRANGE
+# gives them; an entry over ``limit`` bytes (names and values) comes back as its size, and
+# its prev and feature when they are short, so a gap still shows.
+SIZED_READ_SCRIPT = f"""
+local entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', tonumber(ARGV[2]))
+local limit = tonumber(ARGV[3])
+for i = 1, #entries do
+  local fields = entries[i][2]
+  local size = 0
+  for k = 1, #fields do size = size + string.len(fields[k]) end
+  if size > limit then
+    local kept = {{'{OVERSIZED_FIELD}', tostring(size)}}
+    for k = 1, #fields - 1, 2 do
+      local name = fields[k]
+      if (name == 'prev' or name == 'feature') and string.len(fields[k + 1]) <= 256 then
+        kept[#kept + 1] = name
+        kept[#kept + 1] = fields[k + 1]
+      end
+    end
+    entries[i][2] = kept
+  end
+end
+return entries
+"""
+
+
+def sized_read_args(after: str) -> list[str]:
+    """SIZED_READ_SCRIPT's ARGV: entries over MAX_ENTRY_CHARS are left unread."""
+    return [after, str(SIZED_READ_COUNT), str(MAX_ENTRY_CHARS)]
 
 
 def xread_args(log: str, after: str, block_ms: int, count: int = 1000) -> list[str | int]:

@@ -12,16 +12,18 @@ from redis.client import NEVER_DECODE
 
 from .._breath import Breathe, still
 from .._errors import FeatsError
-from .._io import follower_storage, storage_errors, tail_client
+from .._io import ReplyTooLarge, follower_storage, storage_errors, tail_client
 from .._memory import MemoryLog
 from .._stored import RawEntry
 
 __all__ = [
+    "ReplyTooLarge",
     "breather",
     "check_loop",
     "execute_large",
     "follower_storage",
     "forget_connections",
+    "read_within",
     "storage_errors",
     "tail_client",
     "wait_for_entries",
@@ -81,6 +83,12 @@ async def execute_large(client: Any, args: Sequence[Any], breathe: Breathe) -> A
     """``client.execute_command(*args)``, its reply undecoded (feats/_io.py's packs a
     large command between breaths, for the App's background threads)."""
     return await client.execute_command(*args, **{NEVER_DECODE: True})
+
+
+async def read_within(connection: Any, limit: int) -> Any:
+    """The reply to the command just sent, undecoded, read as redis-py does (feats/_io.py's
+    cuts off a reply over ``limit``: the App's tail, which reads the log, is sync)."""
+    return await connection.read_response(disable_decoding=True)
 
 
 def forget_connections(client: Any) -> list[Any]:

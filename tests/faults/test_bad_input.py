@@ -14,7 +14,7 @@ import redis
 
 import feats
 from feats._codec import MAX_RECORD_BYTES
-from feats._layout import Keys
+from feats._layout import MAX_READ_BYTES, Keys
 from tests.servers import FaultProxy, RedisServer
 from tests.servers._common import as_str
 
@@ -185,6 +185,96 @@ async def test_aio_malformed_entries_are_skipped(server: RedisServer, namespace:
         assert reader.Checkout.explain(CANADIAN).version == first
         assert_live(reader)
     probe.assert_clean()
+    raw.close()
+
+
+def _oversized_then_good(raw: redis.Redis, keys: Keys, size: int) -> str:
+    """In one MULTI: an entry of ``size`` bytes chained to the head, then a good change of
+    Checkout chained to it; the good one's id."""
+    last = raw.xrevrange(keys.log, count=1)
+    prev = as_str(last[0][0]) if last else "0-0"
+    base = max(int(time.time() * 1000), int(prev.partition("-")[0]) + 1)
+    huge, good = f"{base}-0", f"{base}-1"
+    pipe = raw.pipeline(transaction=True)
+    pipe.xadd(keys.log, {"prev": prev, "feature": "Checkout", "record": "x" * size}, id=huge)
+    record = _record(_static("oneclick"))
+    pipe.xadd(keys.log, {"prev": huge, "feature": "Checkout", "record": record}, id=good)
+    pipe.execute()
+    return good
+
+
+OVER_THE_READ_LIMIT = MAX_READ_BYTES + 1024 * 1024
+
+
+def test_an_entry_over_the_read_limit_is_left_in_redis(server: RedisServer, namespace: str) -> None:
+    """The tail cuts a read off past MAX_READ_BYTES and reads again sized in Redis: the huge
+    entry is reported as left unread, the good change after it (in the same read) applied,
+    and the tail follows on."""
+    writer = sync_app(sync_client(server.url), namespace)
+    reader = sync_app(sync_client(server.url), namespace)
+    raw = sync_client(server.url)
+    keys = Keys(namespace)
+    first = writer.app.admin.set_state(
+        writer.Checkout, canada_gets("express"), author="o", reason="r"
+    )
+    with reader.app:
+        reader.app.wait_for_version(first, timeout=5)
+        skipped = reader.app.status.skipped
+        good = _oversized_then_good(raw, keys, OVER_THE_READ_LIMIT)
+        reader.app.wait_for_version(good, timeout=RECOVERY_BOUND)
+        status = reader.app.status
+        assert status.skipped == skipped + 1, status.problems
+        assert "left unread" in status.problems[-1].message, status.problems
+        assert reader.Checkout.find_implementation(CANADIAN) == "oneclick"
+        assert status.reloads == 1  # no gap: the chain went on through the unread entry
+        version = writer.app.admin.set_state(
+            writer.Checkout, canada_gets("classic"), author="o", reason="r"
+        )
+        assert version != first
+        reader.app.wait_for_version(version, timeout=RECOVERY_BOUND)
+        assert reader.Checkout.find_implementation(CANADIAN) == "classic"
+        assert_live(reader)
+    raw.close()
+
+
+async def test_aio_an_entry_over_the_read_limit_is_left_in_redis(
+    server: RedisServer, namespace: str
+) -> None:
+    writer = aio_app(async_client(server.url), namespace)
+    reader = aio_app(async_client(server.url), namespace)
+    raw = sync_client(server.url)
+    keys = Keys(namespace)
+    first = await writer.app.admin.set_state(
+        writer.Checkout, canada_gets("express"), author="o", reason="r"
+    )
+    async with reader.app:
+        await reader.app.wait_for_version(first, timeout=5)
+        good = _oversized_then_good(raw, keys, OVER_THE_READ_LIMIT)
+        await reader.app.wait_for_version(good, timeout=RECOVERY_BOUND)
+        assert "left unread" in reader.app.status.problems[-1].message
+        assert reader.Checkout.find_implementation(CANADIAN) == "oneclick"
+        assert_live(reader)
+    raw.close()
+
+
+def test_a_gap_behind_an_unread_entry_still_shows(server: RedisServer, namespace: str) -> None:
+    """An entry left unread that does not follow the App's head is a gap, as any other:
+    the App reloads instead of passing over a change it never saw."""
+    writer = sync_app(sync_client(server.url), namespace)
+    reader = sync_app(sync_client(server.url), namespace)
+    raw = sync_client(server.url)
+    keys = Keys(namespace)
+    first = writer.app.admin.set_state(
+        writer.Checkout, canada_gets("express"), author="o", reason="r"
+    )
+    with reader.app:
+        reader.app.wait_for_version(first, timeout=5)
+        entry: dict[Any, Any] = {"prev": "1-1", "feature": "Checkout"}
+        entry["record"] = "x" * OVER_THE_READ_LIMIT
+        gap = as_str(raw.xadd(keys.log, entry))
+        reader.app.wait_for_version(gap, timeout=RECOVERY_BOUND)
+        poll(lambda: reader.app.status.reloads == 2, timeout=RECOVERY_BOUND, what="the reload")
+        assert reader.Checkout.explain(CANADIAN).version == first
     raw.close()
 
 
