@@ -136,17 +136,26 @@ class AppBase(Generic[FeatureT, BooleanT]):
         exposure_capacity: int,
         reseed: bool,
         freeze_gc: bool,
+        switch_interval: float | None,
     ) -> None:
         """``reseed``: when the store lost configuration this App still serves (Redis
         restarted empty, a failover lost writes), write it back from the snapshot; with
         False, or if the ACL forbids it, keep serving it and report it as ``diverged``.
         ``freeze_gc``: after a full load, and once many features were compiled, move
-        long-lived objects out of the cyclic collector's way (gc.freeze(), see README)."""
+        long-lived objects out of the cyclic collector's way (gc.freeze(), see README).
+        ``switch_interval``: the interpreter's thread switch interval while the App runs,
+        if nothing else changed it from Python's 5 ms (see README); None leaves it alone."""
+        if switch_interval is not None and not 0 < switch_interval <= 1:
+            raise ValueError(
+                f"switch_interval is in seconds, above 0 and at most 1 (Python's own is "
+                f"0.005), or None to leave the interpreter's alone; got {switch_interval!r}"
+            )
         self.registry = Registry()
         self._core = AppCore(self.registry, exposure_capacity=exposure_capacity)
         self.start_timeout = start_timeout
         self.reseed = reseed
         self.freeze_gc = freeze_gc
+        self.switch_interval = switch_interval
         self.flush_interval = flush_interval
         self._block_ms = block_ms
         self._publisher = CatalogPublisher(self.registry)
@@ -175,6 +184,7 @@ class AppBase(Generic[FeatureT, BooleanT]):
             advanced=advanced,
             loaded=loaded,
             freeze_gc=self.freeze_gc,
+            switch_interval=self.switch_interval,
         )
         self._follower = follower
         if self._core.state == "closed":

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from ._breath import Breathe, Breather, still
+from ._breath import Breathe, Breather, lower_switch_interval, restore_switch_interval, still
 from ._catalog import CatalogPublisher, catalog_fields
 from ._core import AppCore
 from ._exposures import encode_exposures
@@ -300,9 +300,11 @@ class Follower:
         advanced: Callable[[], None],
         loaded: Callable[[], None],
         freeze_gc: bool = True,
+        switch_interval: float | None = None,
     ) -> None:
         """``advanced()``: told after every step of the tail (waiters check the version);
-        ``loaded()``: told after the first full load."""
+        ``loaded()``: told after the first full load; ``switch_interval``: the interpreter's
+        while the threads run (see lower_switch_interval; None: left alone)."""
         self.core = core
         self.storage = storage
         self.publisher = publisher
@@ -312,7 +314,10 @@ class Follower:
         self._advanced = advanced
         self._loaded = loaded
         self.freeze_gc = freeze_gc
+        self.switch_interval = switch_interval
         self._frozen_compiles = 0
+        self._loading = False
+        """The tail is applying a full load (the writer waits to publish the catalog)."""
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -327,11 +332,14 @@ class Follower:
             threading.Thread(target=self._tail_loop, args=(tail,), name="feats-tail", daemon=True),
             threading.Thread(target=self._flush_loop, name="feats-exposures", daemon=True),
         ]
+        if self.switch_interval is not None:
+            lower_switch_interval(self, self.switch_interval)
         for thread in self._threads:
             thread.start()
 
     def stop(self) -> None:
         """Ask both threads to end, and cut a blocked read short."""
+        restore_switch_interval(self)
         self._stop.set()
         self.core.exposures.wanted.set()
         self.storage.interrupt()
@@ -359,6 +367,7 @@ class Follower:
                 if isinstance(action, Read):
                     tail.on_entries(storage.read(action.after, action.block_ms), Breather())
                 elif isinstance(action, Load):
+                    self._loading = True
                     if self.freeze_gc:
                         # First: what exists now (declarations, the application's own
                         # objects) is long-lived, and the load's thousands of allocations
@@ -372,6 +381,7 @@ class Follower:
                     if self.freeze_gc:
                         freeze_heap()
                         self._frozen_compiles = CompiledFeature.compiles
+                    self._loading = False
                 elif isinstance(action, CheckEpoch):
                     if action.head:
                         tail.on_epoch(*storage.epoch_and_head())
@@ -383,6 +393,7 @@ class Follower:
                     stop.wait(action.seconds)
                     tail.on_waited()
             except Exception as error:
+                self._loading = False
                 if stop.is_set():
                     break
                 tail.on_error(error)
@@ -419,7 +430,8 @@ class Follower:
 
     def _flush_loop(self) -> None:
         """The writer: exposures, and the catalog once something was loaded (off the tail,
-        whose connection and time belong to following changes)."""
+        whose connection and time belong to following changes), never while a load is
+        applied: the two would take turns with the event loop for the interpreter."""
         stop, wanted = self._stop, self.core.exposures.wanted
         while True:
             wanted.wait(self.flush_interval)
@@ -427,7 +439,7 @@ class Follower:
             if stop.is_set():
                 return
             self.flush()
-            if self.core.reloads:
+            if self.core.reloads and not self._loading:
                 self.publish()
             self._settle_heap()
 
@@ -446,5 +458,6 @@ class Follower:
     def after_fork(self) -> None:
         """In a forked child: no thread survived; locks another thread held are reset."""
         self._threads = []
+        restore_switch_interval(self)
         self.core.lock = threading.RLock()
         self.storage.after_fork()
