@@ -27,7 +27,7 @@ Breathe = Callable[[], None]
 """Called now and then during long work, so other threads can run: an App's event loop must
 never wait long for it."""
 
-BREATH_SECONDS = 0.001
+BREATH_SECONDS = 0.0005
 """Longest stretch of work a Breather lets pass before it lets other threads run."""
 
 

@@ -249,18 +249,19 @@ _last_freeze = -math.inf
 _freeze_lock = threading.Lock()
 
 
-def freeze_heap(*, if_not_recent: bool = False) -> bool:
+def freeze_heap(*, if_not_recent: bool = False, collect_young: bool = False) -> bool:
     """Move every object the cyclic collector tracks into its permanent generation, so full
     collections stop walking the snapshot (and the declarations, and the application's own
     long-lived objects): thousands of compiled features would otherwise cost each full
     collection tens of milliseconds, on every thread. False once MAX_FREEZES were done, or
     when ``if_not_recent`` and the last freeze was under RECENT_FREEZE_SECONDS ago.
 
-    Nothing is collected first: the young generation can hold tens of thousands of
-    long-lived objects that no collection was due for (first use decodes records while it
-    frees as much as it makes), and walking them held the interpreter for 20-40 ms; the
-    freeze itself takes microseconds. Young garbage is frozen with the rest (a collection
-    before a freeze of 40,000 young objects found none).
+    With ``collect_young``, young garbage is collected first, so it is not kept forever.
+    The Follower asks for that only while few features were compiled since the last freeze:
+    compiling thousands (a load, or their first use) leaves tens of thousands of long-lived
+    objects in the young generations, which no collection was due for (first use frees
+    about as much as it makes), and walking 41,869 of them held the interpreter for
+    20-40 ms (and found no garbage). The freeze itself takes microseconds.
     """
     global _freezes, _last_freeze
     with _freeze_lock:
@@ -271,6 +272,8 @@ def freeze_heap(*, if_not_recent: bool = False) -> bool:
             return False
         _freezes += 1
         _last_freeze = now
+        if collect_young:
+            gc.collect(1)
         gc.freeze()
         return True
 
@@ -315,7 +318,7 @@ class Follower:
         self._loaded = loaded
         self.freeze_gc = freeze_gc
         self.switch_interval = switch_interval
-        self._frozen_compiles = 0
+        self._frozen_compiles = CompiledFeature.compiles
         self._loading = False
         """The tail is applying a full load (the writer waits to publish the catalog)."""
         self._stop = threading.Event()
@@ -372,14 +375,14 @@ class Follower:
                         # First: what exists now (declarations, the application's own
                         # objects) is long-lived, and the load's thousands of allocations
                         # must not make a full collection walk it.
-                        freeze_heap(if_not_recent=True)
+                        freeze_heap(if_not_recent=True, collect_young=self._few_compiled())
                     epoch = self.core.epoch
                     tail.on_loaded(storage.load(), Breather())
                     if self.core.epoch != epoch:
                         self.publisher.forget()
                     self._loaded()
                     if self.freeze_gc:
-                        freeze_heap()
+                        freeze_heap(collect_young=self._few_compiled())
                         self._frozen_compiles = CompiledFeature.compiles
                     self._loading = False
                 elif isinstance(action, CheckEpoch):
@@ -442,6 +445,10 @@ class Follower:
             if self.core.reloads and not self._loading:
                 self.publish()
             self._settle_heap()
+
+    def _few_compiled(self) -> bool:
+        """Few features compiled since the last freeze: the young generations are small."""
+        return CompiledFeature.compiles - self._frozen_compiles < FREEZE_AFTER_COMPILES
 
     def _settle_heap(self) -> None:
         """Freeze the heap again once many features were compiled (on first use) and

@@ -15,6 +15,7 @@ from __future__ import annotations
 import gc
 import math
 import time
+import weakref
 from collections.abc import Iterator
 
 import pytest
@@ -38,8 +39,8 @@ def freezes(monkeypatch: pytest.MonkeyPatch) -> Iterator[Calls]:
     real = tail.freeze_heap
     calls: Calls = []
 
-    def spy(*, if_not_recent: bool = False) -> bool:
-        done = real(if_not_recent=if_not_recent)
+    def spy(*, if_not_recent: bool = False, collect_young: bool = False) -> bool:
+        done = real(if_not_recent=if_not_recent, collect_young=collect_young)
         calls.append((if_not_recent, done))
         return done
 
@@ -168,3 +169,45 @@ def test_freeze_heap_if_not_recent_skips_within_the_recent_window(
     assert frozen(later)
     assert tail.freeze_heap(if_not_recent=True) is False
     assert tail._freezes == 2
+
+
+class _Cycle:
+    """Garbage only the cyclic collector can free."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_freeze_heap_collects_young_garbage_first_only_when_asked(freezes: Calls) -> None:
+    asked = weakref.ref(_Cycle())
+    assert tail.freeze_heap(collect_young=True) is True
+    assert asked() is None  # collected before the freeze
+    kept = weakref.ref(_Cycle())
+    assert tail.freeze_heap() is True
+    garbage = kept()
+    assert garbage is not None and frozen(garbage)  # frozen with the rest: never walked
+
+
+def test_the_follower_collects_young_garbage_only_after_few_compiles(
+    freezes: Calls, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[bool] = []
+    real = tail.freeze_heap
+
+    def spy(*, if_not_recent: bool = False, collect_young: bool = False) -> bool:
+        asked.append(collect_young)
+        return real(if_not_recent=if_not_recent, collect_young=collect_young)
+
+    monkeypatch.setattr(tail, "freeze_heap", spy)
+    small = feats.App()
+    declare_segments(small)
+    declare_payments(small)
+    with small:
+        pass
+    assert asked and all(asked)  # a few compiles: young generations small, collected
+    asked.clear()
+    monkeypatch.setattr(tail, "RECENT_FREEZE_SECONDS", 0.0)
+    monkeypatch.setattr(tail, "FREEZE_AFTER_COMPILES", 0)  # as after thousands of compiles
+    with feats.App():
+        pass
+    assert asked and not any(asked)
