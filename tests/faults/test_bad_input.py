@@ -5,9 +5,11 @@ while Redis is unreachable."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import redis
@@ -21,6 +23,7 @@ from tests.servers._common import as_str
 from ._model import (
     CANADIAN,
     RECOVERY_BOUND,
+    SyncModel,
     User,
     aio_app,
     aio_probing,
@@ -206,21 +209,37 @@ def _oversized_then_good(raw: redis.Redis, keys: Keys, size: int) -> str:
 OVER_THE_READ_LIMIT = MAX_READ_BYTES + 1024 * 1024
 
 
+@contextlib.contextmanager
+def _following(
+    server: RedisServer, namespace: str
+) -> Iterator[tuple[SyncModel, SyncModel, redis.Redis, str]]:
+    """A writer, a reader App started on the writer's first change, a raw client, and that
+    change's version; every client closed after."""
+    writer = sync_app(sync_client(server.url), namespace)
+    reader = sync_app(sync_client(server.url), namespace)
+    raw = sync_client(server.url)
+    try:
+        first = writer.app.admin.set_state(
+            writer.Checkout, canada_gets("express"), author="o", reason="r"
+        )
+        with reader.app:
+            reader.app.wait_for_version(first, timeout=5)
+            yield writer, reader, raw, first
+    finally:
+        for model in (writer, reader):
+            storage = model.app.storage
+            assert isinstance(storage, feats.RedisStorage)
+            storage.redis.close()
+        raw.close()
+
+
 def test_an_entry_over_the_read_limit_is_left_in_redis(server: RedisServer, namespace: str) -> None:
     """The tail cuts a read off past MAX_READ_BYTES and reads again sized in Redis: the huge
     entry is reported as left unread, the good change after it (in the same read) applied,
     and the tail follows on."""
-    writer = sync_app(sync_client(server.url), namespace)
-    reader = sync_app(sync_client(server.url), namespace)
-    raw = sync_client(server.url)
-    keys = Keys(namespace)
-    first = writer.app.admin.set_state(
-        writer.Checkout, canada_gets("express"), author="o", reason="r"
-    )
-    with reader.app:
-        reader.app.wait_for_version(first, timeout=5)
+    with _following(server, namespace) as (writer, reader, raw, first):
         skipped = reader.app.status.skipped
-        good = _oversized_then_good(raw, keys, OVER_THE_READ_LIMIT)
+        good = _oversized_then_good(raw, Keys(namespace), OVER_THE_READ_LIMIT)
         reader.app.wait_for_version(good, timeout=RECOVERY_BOUND)
         status = reader.app.status
         assert status.skipped == skipped + 1, status.problems
@@ -234,7 +253,6 @@ def test_an_entry_over_the_read_limit_is_left_in_redis(server: RedisServer, name
         reader.app.wait_for_version(version, timeout=RECOVERY_BOUND)
         assert reader.Checkout.find_implementation(CANADIAN) == "classic"
         assert_live(reader)
-    raw.close()
 
 
 async def test_aio_an_entry_over_the_read_limit_is_left_in_redis(
@@ -260,22 +278,13 @@ async def test_aio_an_entry_over_the_read_limit_is_left_in_redis(
 def test_a_gap_behind_an_unread_entry_still_shows(server: RedisServer, namespace: str) -> None:
     """An entry left unread that does not follow the App's head is a gap, as any other:
     the App reloads instead of passing over a change it never saw."""
-    writer = sync_app(sync_client(server.url), namespace)
-    reader = sync_app(sync_client(server.url), namespace)
-    raw = sync_client(server.url)
-    keys = Keys(namespace)
-    first = writer.app.admin.set_state(
-        writer.Checkout, canada_gets("express"), author="o", reason="r"
-    )
-    with reader.app:
-        reader.app.wait_for_version(first, timeout=5)
+    with _following(server, namespace) as (_, reader, raw, first):
         entry: dict[Any, Any] = {"prev": "1-1", "feature": "Checkout"}
         entry["record"] = "x" * OVER_THE_READ_LIMIT
-        gap = as_str(raw.xadd(keys.log, entry))
+        gap = as_str(raw.xadd(Keys(namespace).log, entry))
         reader.app.wait_for_version(gap, timeout=RECOVERY_BOUND)
         poll(lambda: reader.app.status.reloads == 2, timeout=RECOVERY_BOUND, what="the reload")
         assert reader.Checkout.explain(CANADIAN).version == first
-    raw.close()
 
 
 def test_a_log_trimmed_past_a_slow_reader_means_a_full_reload(
