@@ -160,7 +160,7 @@ class App(AppBase[Feature, Boolean]):
         if follower is not None:
             follower.stop()
             follower.join(timeout=self._block_ms / 1000 + 1)
-            follower.flush()
+            follower.close()
         self._core.set_state("closed")
 
     def flush(self) -> None:

@@ -431,6 +431,13 @@ class Follower:
                 return
             buffer.sent(batches)
 
+    def close(self) -> None:
+        """After join(): write the exposures still buffered, then close every connection
+        the storage holds, among them any that a write the writer thread was making as
+        stop() cut them had to open anew."""
+        self.flush()
+        self.storage.interrupt()
+
     def _flush_loop(self) -> None:
         """The writer: exposures, and the catalog once something was loaded (off the tail,
         whose connection and time belong to following changes), never while a load is

@@ -247,7 +247,7 @@ class App(AppBase[Feature, Boolean]):
             follower.stop()
             # Joined and flushed on a worker thread: the event loop never waits on them.
             await asyncio.to_thread(follower.join, self._block_ms / 1000 + 1)
-            await asyncio.to_thread(follower.flush)
+            await asyncio.to_thread(follower.close)
         self._core.set_state("closed")
 
     async def flush(self) -> None:

@@ -1,4 +1,5 @@
-"""aclose() ends the tail promptly, even when the loop was busy right after a write.
+"""Closing: aclose() ends the tail promptly, even when the loop was busy right after a
+write, and close() leaves no connection of the App open.
 
 On Python 3.11 redis-py sends each command through asyncio.wait_for, which swallows a
 cancellation that lands just as the send completes. Evaluating for a while right after a
@@ -11,11 +12,13 @@ import asyncio
 import time
 
 import pytest
+import redis
 import redis.asyncio
 
+import feats
 import feats.aio
 
-from ._shop import canada_premium, declare, user
+from ._shop import canada_premium, declare, rollout_and_experiment, user
 
 pytestmark = pytest.mark.redis
 
@@ -40,3 +43,32 @@ async def test_aclose_after_busy_evaluation_following_a_write(
         closing.result()
         assert time.perf_counter() - started < 1
     await client.aclose()
+
+
+def _open_sockets(storage: feats.RedisStorage) -> int:
+    """Connections of the tail's own client that still hold a socket."""
+    pool = storage.redis.connection_pool
+    connections = [*pool._available_connections, *pool._in_use_connections]
+    return sum(1 for connection in connections if connection._sock is not None)
+
+
+def test_close_leaves_no_connection_of_the_app_open(redis_url: str, namespace: str) -> None:
+    """The exposures close() writes after the threads ended open a connection of the
+    tail's own client, which stop() had already cut: close() closes it too."""
+    client = redis.Redis.from_url(redis_url)
+    app = feats.App(storage=feats.RedisStorage(client, namespace), flush_interval=3600)
+    shop = declare(app)
+    states = rollout_and_experiment(shop)
+    app.admin.set_state(
+        shop.AllowedPriorities, states["AllowedPriorities"], author="t", reason="experiment"
+    )
+    with app:
+        for index in range(10):
+            shop.AllowedPriorities.create(user(index, "CA"))  # exposures, written at close
+        follower = app._follower
+        assert follower is not None
+        tail_storage = follower.storage
+        assert isinstance(tail_storage, feats.RedisStorage)
+    assert app.status.exposures_buffered == 0  # close() wrote them
+    assert _open_sockets(tail_storage) == 0
+    client.close()
