@@ -601,15 +601,16 @@ class AppCore:
                         changed.append(feature)
             self.served = served
             self.diverged = diverged
-            self.head = loaded.head
             self.epoch = loaded.epoch
             self.reloads += 1
         self._swap_slowly(changed, breathe)
-        self.last_applied_at = time.time()
-        self._announce(self.head, served)
         replaced = list(before.values())
         del before
         release(replaced, breathe)
+        # Only now: whoever waits for this version finds it compiled and swapped in.
+        self.head = loaded.head
+        self.last_applied_at = time.time()
+        self._announce(self.head, served)
 
     def _swap_slowly(self, names: list[str], breathe: Breathe) -> None:
         """_swap for many features: compiled in slices between breaths, swapped at once;
@@ -638,10 +639,12 @@ class AppCore:
         """Apply change-log entries one by one; True when a gap means a full reload.
 
         A bad entry is reported and passed over; every good one before and after it is
-        applied. ``head`` moves past an entry only once it was applied or reported.
+        applied. ``head`` moves past an entry only once it was applied or reported, and
+        only once what was taken is swapped in: whoever waits for a version finds it served.
         """
         changed: list[str] = []
         gap = False
+        head = self.head
         try:
             for entry in entries:
                 breathe()  # a read can bring a thousand, each decoded
@@ -650,7 +653,7 @@ class AppCore:
                 feature = entry.text("feature", "") or None
                 raw = entry.fields.get("record")
                 if OVERSIZED_FIELD in entry.fields:
-                    if previous is not None and previous != self.head:
+                    if previous is not None and previous != head:
                         gap = True
                         break
                     size = entry.text(OVERSIZED_FIELD)
@@ -658,13 +661,13 @@ class AppCore:
                         where,
                         f"entry is {size} bytes, over the {MAX_ENTRY_CHARS} limit (left unread)",
                     )
-                    self.head = entry.id
+                    head = entry.id
                     continue
                 if previous is None or feature is None or raw is None:
                     self.report(where, "not a feats entry (fields missing)")
-                    self.head = entry.id
+                    head = entry.id
                     continue
-                if previous != self.head:
+                if previous != head:
                     gap = True
                     break
                 if entry.size() > MAX_ENTRY_CHARS:
@@ -672,22 +675,23 @@ class AppCore:
                         where,
                         f"entry is {entry.size()} characters, over the {MAX_ENTRY_CHARS} limit",
                     )
-                    self.head = entry.id
+                    head = entry.id
                     continue
                 held = self.served.get(feature)
                 if held is not None and version_position(entry.id) <= version_position(
                     held.version
                 ):
-                    self.head = entry.id  # this process's own write coming back: not decoded
+                    head = entry.id  # this process's own write coming back: not decoded
                     continue
                 record = self._decode(where, raw, feature)
                 if record is not None and self._take(feature, entry.id, raw, record, where):
                     changed.append(feature)
-                self.head = entry.id
+                head = entry.id
         finally:
             # Whatever happened on the way, what was taken is served.
             if changed:
                 self._swap(changed)
+            self.head = head
             self.last_applied_at = time.time()
             if changed:
                 self._announce(self.head, changed)

@@ -235,3 +235,31 @@ def test_after_an_error_a_store_behind_this_app_is_reloaded() -> None:
     assert isinstance(tail.next_action(), Read)
     tail.on_epoch("e1", V1)  # same epoch, an older head: it lost writes
     assert isinstance(tail.next_action(), Load)
+
+
+def test_a_version_is_reached_only_once_it_is_served() -> None:
+    """Whoever waits for a version (wait_for_version reads the head) finds it compiled and
+    swapped in: a full load and a read move the head only after the swap, though both
+    breathe on the way (other threads run, a waiter among them)."""
+    m = model()
+    core = m.app._core
+    started(core)  # V2 served
+    seen: list[tuple[str, str | None]] = []
+
+    def breathe() -> None:
+        seen.append((core.head, m.Checkout.explain(CANADIAN).version))
+
+    core.apply_loaded(loaded({"Checkout": (V3, raw(canada_gets("oneclick")))}, V3, "e1"), breathe)
+    assert seen and all(version == V3 for head, version in seen if head == V3), seen
+    assert core.head == V3 and m.Checkout.explain(CANADIAN).version == V3
+    seen.clear()
+    entries = [
+        RawEntry(v, {"prev": prev, "feature": "Checkout", "record": raw(canada_gets(impl))})
+        for prev, v, impl in (
+            (V3, "4000-0", "express"),
+            ("4000-0", "5000-0", "oneclick"),
+        )
+    ]
+    assert core.apply_entries(entries, breathe) is False
+    assert [head for head, _ in seen] == [V3, V3]  # not moved while the batch was taken
+    assert core.head == "5000-0" and m.Checkout.explain(CANADIAN).version == "5000-0"
