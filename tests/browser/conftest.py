@@ -228,15 +228,21 @@ def stack(redis_server: RedisServer, tmp_path: Path) -> Iterator[Stack]:
 def page(browser: Browser, stack: Stack) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1280, "height": 860}, device_scale_factor=1)
     opened = context.new_page()
-    errors: list[str] = []
-    opened.on("pageerror", lambda error: errors.append(str(error)))
-    opened.on(
-        "console",
-        lambda message: errors.append(message.text) if message.type == "error" else None,
-    )
+    errors = record_errors(opened)
     yield opened
     context.close()
     assert errors == [], f"the page reported errors: {errors}"
+
+
+def record_errors(page: Page) -> list[str]:
+    """The page's uncaught errors and console errors, as they come (a test asserts none)."""
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on(
+        "console",
+        lambda message: errors.append(message.text) if message.type == "error" else None,
+    )
+    return errors
 
 
 def sign_in(page: Page, stack: Stack, name: str = "alice") -> None:

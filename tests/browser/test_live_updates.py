@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, Request, Route, expect
 
-from .conftest import ANSWER_SECONDS, Stack, sign_in
+from .conftest import ANSWER_SECONDS, Stack, record_errors, sign_in
 from .test_stories import open_feature
 
 FEATURE = "PaymentProcessor"
@@ -53,12 +53,7 @@ def polling_page(browser: Browser, stack: Stack) -> Iterator[Page]:
         context.add_init_script("delete window.EventSource;")
         context.add_init_script(RECORD_VERSIONS_SHOWN)
         opened = context.new_page()
-        errors: list[str] = []
-        opened.on("pageerror", lambda error: errors.append(str(error)))
-        opened.on(
-            "console",
-            lambda message: errors.append(message.text) if message.type == "error" else None,
-        )
+        errors = record_errors(opened)
         yield opened
     finally:
         context.close()

@@ -214,23 +214,17 @@ def _following(
     server: RedisServer, namespace: str
 ) -> Iterator[tuple[SyncModel, SyncModel, redis.Redis, str]]:
     """A writer, a reader App started on the writer's first change, a raw client, and that
-    change's version; every client closed after."""
+    change's version (the clients are closed with the test's, by the _close_clients
+    fixture)."""
     writer = sync_app(sync_client(server.url), namespace)
     reader = sync_app(sync_client(server.url), namespace)
     raw = sync_client(server.url)
-    try:
-        first = writer.app.admin.set_state(
-            writer.Checkout, canada_gets("express"), author="o", reason="r"
-        )
-        with reader.app:
-            reader.app.wait_for_version(first, timeout=5)
-            yield writer, reader, raw, first
-    finally:
-        for model in (writer, reader):
-            storage = model.app.storage
-            assert isinstance(storage, feats.RedisStorage)
-            storage.redis.close()
-        raw.close()
+    first = writer.app.admin.set_state(
+        writer.Checkout, canada_gets("express"), author="o", reason="r"
+    )
+    with reader.app:
+        reader.app.wait_for_version(first, timeout=5)
+        yield writer, reader, raw, first
 
 
 def test_an_entry_over_the_read_limit_is_left_in_redis(server: RedisServer, namespace: str) -> None:

@@ -13,13 +13,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import feats
 from tests.servers import RedisServer
 
 from ._model import (
     CANADIAN,
     RECOVERY_BOUND,
-    SyncModel,
     aio_app,
     async_client,
     canada_gets,
@@ -81,15 +79,6 @@ def _read_line(fd: int, timeout: float) -> str:
     return data.decode()
 
 
-def close_clients(*models: SyncModel) -> None:
-    """The test's own redis-py clients: closed here, not left to the collector, which may
-    find them only after a later freeze (and then warn against another test)."""
-    for model in models:
-        storage = model.app.storage
-        assert isinstance(storage, feats.RedisStorage)
-        storage.redis.close()
-
-
 def test_multiprocessing_fork_child_follows_later_changes(
     server: RedisServer, namespace: str, measure: Measure
 ) -> None:
@@ -126,7 +115,6 @@ def test_multiprocessing_fork_child_follows_later_changes(
         report = parent_end.recv()
         process.join(10)
         assert process.exitcode == 0
-    close_clients(writer, model)
     assert report["answer"] == "oneclick" and report["version"] == second and report["live"]
     measure("child applied the change after it was sent (s)", report["waited"])
 
@@ -164,7 +152,6 @@ def test_gunicorn_style_preload(server: RedisServer, namespace: str, measure: Me
         model.app.wait_for_version(second, timeout=RECOVERY_BOUND)
     finally:
         model.app.close()
-        close_clients(writer, model)
     for report in reports:
         assert report["answer"] == "oneclick" and report["live"], report
         assert "feats-tail" in report["threads"]
